@@ -1,0 +1,1 @@
+"""edgewatch converters: the workstation side (TensorFlow). May import `runtime`; never the reverse."""

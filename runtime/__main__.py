@@ -1,0 +1,7 @@
+"""`python -m runtime`: the same as the `edgewatch` command."""
+
+import sys
+
+from runtime.cli import main
+
+sys.exit(main())

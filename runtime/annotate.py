@@ -1,0 +1,30 @@
+"""Drawing detections onto a frame: for `detect --annotate` and the daemon's event snapshots."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .detections import Detections, label_for
+
+_PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72), (23, 204, 146), (134, 219, 61)]
+
+
+def draw_detections(frame: np.ndarray, det: Detections, labels: list[str] | None = None) -> np.ndarray:
+    """A copy of the BGR frame with each box, its label and score, and keypoints if any."""
+    out = frame.copy()
+    scale = max(out.shape[:2]) / 640
+    thick = max(1, round(2 * scale))
+    for i in range(len(det)):
+        x1, y1, x2, y2 = (int(round(v)) for v in det.xyxy[i])
+        colour = _PALETTE[int(det.class_id[i]) % len(_PALETTE)]
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thick)
+        text = f"{label_for(labels, int(det.class_id[i]))} {det.score[i]:.2f}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, max(1, thick - 1))
+        ty = max(y1, th + base)
+        cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty), colour, -1)
+        cv2.putText(out, text, (x1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (255, 255, 255), max(1, thick - 1), cv2.LINE_AA)
+        if det.keypoints is not None:
+            for kx, ky in det.keypoints[i]:
+                cv2.circle(out, (int(round(kx)), int(round(ky))), thick + 1, colour, -1)
+    return out

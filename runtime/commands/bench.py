@@ -1,0 +1,209 @@
+"""`edgewatch bench MODEL`: what a model costs on this board, measured, per thread count.
+
+Init time, first invoke, invoke latency percentiles over N runs on real frames, preprocess and
+decode + NMS time per frame, peak RSS; `--cold` adds import-to-first-detection in a fresh process;
+`--variant all` measures every variant of a bundle in the same run, so their ratios are fair on a
+shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/pipeline_bench.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import exitcodes
+
+DEFAULT_INPUT = Path(__file__).resolve().parents[1] / "assets" / "vtest.avi"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", help="bundle folder, model.json or .tflite (default: the bundled person model)")
+    p.add_argument("--threads", default=None, help="thread counts, comma separated (default: 1 and all cores)")
+    p.add_argument("--runs", type=int, default=100, help="timed invokes per thread count (default 100)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed invokes first (default 5)")
+    p.add_argument("--variant", default=None, help="bundle variant, or 'all' (default: the bundle's default)")
+    p.add_argument("--input", default=None, help="image or video to take frames from (default: the bundled video)")
+    p.add_argument("--labels", help="labels file for a bare .tflite")
+    p.add_argument("--cold", action="store_true", help="also measure import-to-first-detection in a fresh process")
+    p.add_argument("--json", action="store_true", help="one JSON object per measurement")
+    p.add_argument("--pipeline", action="store_true", help="benchmark the daemon's pipeline instead (see --help-pipeline)")
+    p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run")
+    p.add_argument("--seconds", type=float, default=None, help="--pipeline: seconds per phase")
+
+
+def _default_model() -> str:
+    return str(Path(__file__).resolve().parents[1] / "assets" / "person-ssdlite")
+
+
+def _load_frames(path: Path, count: int) -> list[np.ndarray]:
+    import cv2
+
+    from ..cli import CommandError
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.suffix.lower() not in {".avi", ".mp4", ".mkv", ".mov"} else None
+    if image is not None:
+        return [image]
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < count:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    if not frames:
+        raise CommandError(f"{path}: no frames (not a readable image or video)")
+    return frames
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values)
+    return {
+        "p50": round(float(np.percentile(a, 50)), 3),
+        "p90": round(float(np.percentile(a, 90)), 3),
+        "p99": round(float(np.percentile(a, 99)), 3),
+        "mean": round(float(a.mean()), 3),
+    }
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def measure(model: str, variant: str | None, threads: int, frames: list[np.ndarray], runs: int, warmup: int, labels: str | None) -> dict:
+    from ..detector import Detector, DetectorOptions
+
+    t0 = time.perf_counter()
+    det = Detector.create_from_options(DetectorOptions(model, variant, threads, labels=labels))
+    init_ms = (time.perf_counter() - t0) * 1e3
+    tensors = [det.preprocessor(f)[0].copy() for f in frames[: max(1, min(len(frames), runs))]]
+    t0 = time.perf_counter()
+    det.model.set_input(tensors[0])
+    det.model.invoke()
+    first_ms = (time.perf_counter() - t0) * 1e3
+    for i in range(warmup):
+        det.infer(tensors[i % len(tensors)])
+    invoke, decode, pre, found = [], [], [], 0
+    for i in range(runs):
+        frame = frames[i % len(frames)]
+        d = det.detect(frame)
+        found += len(d)
+        pre.append(det.timings.preprocess_ms)
+        invoke.append(det.timings.invoke_ms)
+        decode.append(det.timings.decode_ms)
+    inv = _percentiles(invoke)
+    dec = _percentiles(decode)
+    return {
+        "model": str(det.variant.file),
+        "variant": det.variant.name,
+        "backend": f"{det.model.backend.name} {det.model.backend.version}",
+        "threads": threads,
+        "input": {"dtype": str(det.model.input.dtype), "passthrough": det.preprocessor.passthrough},
+        "size_bytes": det.model.size_bytes,
+        "init_ms": round(init_ms, 3),
+        "first_invoke_ms": round(first_ms, 3),
+        "invoke_ms": inv,
+        "preprocess_ms": _percentiles(pre),
+        "decode_ms": dec,
+        "decode_share_of_invoke": round(dec["mean"] / inv["mean"], 4) if inv["mean"] else None,
+        "detections_per_frame": round(found / max(runs, 1), 2),
+        "runs": runs,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+_COLD = """
+import sys, time
+t0 = time.perf_counter()
+import cv2
+from runtime.detector import Detector, DetectorOptions
+frame = cv2.imread(sys.argv[2]) if not sys.argv[2].endswith('.avi') else cv2.VideoCapture(sys.argv[2]).read()[1]
+t1 = time.perf_counter()
+d = Detector.create_from_options(DetectorOptions(sys.argv[1], sys.argv[3] or None))
+n = len(d.detect(frame))
+t2 = time.perf_counter()
+print(f"{(t1 - t0) * 1e3:.1f} {(t2 - t0) * 1e3:.1f} {n}")
+"""
+
+
+def measure_cold(model: str, variant: str | None, source: Path) -> dict:
+    """Import-to-first-detection in a fresh interpreter: what a restarted service pays."""
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _COLD, model, str(source), variant or ""], capture_output=True, text=True, check=True)
+    process_ms = (time.perf_counter() - start) * 1e3
+    imports_ms, first_ms, n = out.stdout.split()
+    return {
+        "measure": "cold_start",
+        "import_ms": float(imports_ms),
+        "import_to_first_detection_ms": float(first_ms),
+        "process_wall_ms": round(process_ms, 1),
+        "detections": int(n),
+    }
+
+
+def _print_table(rows: list[dict]) -> None:
+    print(f"{'variant':<10} {'thr':>3} {'init':>8} {'first':>8} {'p50':>8} {'p90':>8} {'p99':>8} {'pre':>7} {'decode':>7} {'dec/inv':>7} {'rss MB':>7}  backend")
+    for r in rows:
+        inv = r["invoke_ms"]
+        print(
+            f"{r['variant']:<10} {r['threads']:>3} {r['init_ms']:>8.1f} {r['first_invoke_ms']:>8.1f} {inv['p50']:>8.2f} {inv['p90']:>8.2f} "
+            f"{inv['p99']:>8.2f} {r['preprocess_ms']['p50']:>7.2f} {r['decode_ms']['p50']:>7.2f} {r['decode_share_of_invoke']:>7.1%} {r['peak_rss_mb']:>7.1f}  {r['backend']}"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import CommandError
+    from ..interpreter import default_threads
+
+    if args.pipeline:
+        from ..pipeline_bench import run_pipeline_bench
+
+        return run_pipeline_bench(args)
+    model = args.model or _default_model()
+    if args.runs < 1:
+        raise CommandError(f"--runs: must be >= 1, got {args.runs}")
+    try:
+        threads = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, default_threads()})
+    except ValueError:
+        raise CommandError(f"--threads: expected comma-separated integers, got {args.threads!r}") from None
+    if any(t < 1 for t in threads):
+        raise CommandError(f"--threads: must be >= 1, got {args.threads!r}")
+    source = Path(args.input) if args.input else DEFAULT_INPUT
+    frames = _load_frames(source, min(args.runs, 50))
+    variants: list[str | None] = [args.variant]
+    if args.variant == "all":
+        from ..bundle import find_manifest, load_manifest
+
+        manifest = find_manifest(Path(model))
+        if manifest is None:
+            raise CommandError("--variant all: needs a bundle folder or model.json")
+        variants = [v.name for v in load_manifest(manifest).variants]
+    rows = []
+    for variant in variants:
+        for t in threads:
+            row = measure(model, variant, t, frames, args.runs, args.warmup, args.labels)
+            rows.append(row)
+            if args.json:
+                print(json.dumps(row), flush=True)
+    if not args.json:
+        _print_table(rows)
+        if len(variants) > 1:
+            base = next((r for r in rows if r["variant"] == "float32" and r["threads"] == threads[-1]), None)
+            if base:
+                for r in rows:
+                    if r["threads"] == threads[-1] and r is not base:
+                        print(f"{r['variant']} vs float32 at {r['threads']} threads: latency x{r['invoke_ms']['p50'] / base['invoke_ms']['p50']:.2f}, size x{r['size_bytes'] / base['size_bytes']:.2f}")
+    if args.cold:
+        cold = measure_cold(model, variants[0], source)
+        if args.json:
+            print(json.dumps(cold))
+        else:
+            print(f"import-to-first-detection: {cold['import_to_first_detection_ms']:.0f} ms (imports {cold['import_ms']:.0f} ms; whole process {cold['process_wall_ms']:.0f} ms)")
+    return exitcodes.OK

@@ -1,0 +1,235 @@
+"""The TFLite interpreter: which backend, model validation, and one wrapper around invoke.
+
+Backends in order of preference: LiteRT (`ai_edge_litert`), `tflite_runtime`, `tensorflow.lite`.
+The last is a fallback for workstations only; a board never has TensorFlow.
+XNNPACK is the default CPU delegate in all three builds; `threads` sets its thread count.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .preprocess import Quantization
+
+BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+_MODULES = {
+    "ai_edge_litert": "ai_edge_litert.interpreter",
+    "tflite_runtime": "tflite_runtime.interpreter",
+    "tensorflow": "tensorflow.lite",
+}
+
+
+class ModelError(ValueError):
+    """A model file that cannot be used; one line naming the file and the reason."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    interpreter_class: type
+    version: str
+
+
+def load_backend(prefer: str | None = None) -> Backend:
+    names = BACKENDS if prefer in (None, "auto") else (prefer,)
+    if prefer not in (None, "auto") and prefer not in BACKENDS:
+        raise ModelError(f"backend {prefer!r}: not one of {', '.join(BACKENDS)}")
+    errors = []
+    for name in names:
+        try:
+            module = importlib.import_module(_MODULES[name])
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        cls = module.Interpreter
+        root = importlib.import_module(name.split(".")[0])
+        version = getattr(root, "__version__", None) or _dist_version(name)
+        return Backend(name, cls, version)
+    raise ModelError("no TFLite interpreter installed (pip install ai-edge-litert): " + "; ".join(errors))
+
+
+def _dist_version(module: str) -> str:
+    from importlib import metadata
+
+    dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}.get(module, module)
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# --- a structural check of the flatbuffer before handing it to C++ ---------------------------
+# A truncated or foreign file can crash the interpreter's native code instead of raising, and a
+# daemon must not die that way, so the layout is checked first: the identifier, the root table,
+# its vtable, and every buffer's data lying inside the file.
+
+
+def _u32(data: bytes, off: int) -> int:
+    return struct.unpack_from("<I", data, off)[0]
+
+
+def _check(cond: bool, reason: str) -> None:
+    if not cond:
+        raise _Corrupt(reason)
+
+
+class _Corrupt(Exception):
+    pass
+
+
+def _table_field(data: bytes, table: int, index: int) -> int | None:
+    """Absolute offset of field `index` of the table at `table`, or None if absent."""
+    n = len(data)
+    _check(0 <= table <= n - 4, "table offset out of range")
+    vtable = table - struct.unpack_from("<i", data, table)[0]
+    _check(0 <= vtable <= n - 4, "vtable out of range")
+    vt_size = struct.unpack_from("<H", data, vtable)[0]
+    _check(vt_size >= 4 and vtable + vt_size <= n, "vtable truncated")
+    slot = 4 + 2 * index
+    if slot + 2 > vt_size:
+        return None
+    rel = struct.unpack_from("<H", data, vtable + slot)[0]
+    if rel == 0:
+        return None
+    _check(table + rel <= n - 1, "field out of range")
+    return table + rel
+
+
+def _vector(data: bytes, field_off: int, elem_size: int) -> tuple[int, int]:
+    _check(field_off <= len(data) - 4, "vector offset out of range")
+    vec = field_off + _u32(data, field_off)
+    _check(vec <= len(data) - 4, "vector out of range")
+    count = _u32(data, vec)
+    _check(vec + 4 + count * elem_size <= len(data), "vector runs past the end of the file")
+    return vec + 4, count
+
+
+def check_flatbuffer(path: Path, data: bytes) -> None:
+    if len(data) < 16:
+        raise ModelError(f"{path}: not a TFLite model (only {len(data)} bytes)")
+    if data[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a TFLite model (no 'TFL3' flatbuffer identifier)")
+    try:
+        root = _u32(data, 0)
+        subgraphs = _table_field(data, root, 2)
+        _check(subgraphs is not None, "no subgraphs")
+        start, count = _vector(data, subgraphs, 4)
+        _check(count >= 1, "no subgraphs")
+        for i in range(count):
+            sg = start + 4 * i + _u32(data, start + 4 * i)
+            for fidx in (0, 1, 2, 3):  # tensors, inputs, outputs, operators
+                f = _table_field(data, sg, fidx)
+                if f is not None:
+                    _vector(data, f, 4)
+        buffers = _table_field(data, root, 4)
+        if buffers is not None:
+            bstart, bcount = _vector(data, buffers, 4)
+            for i in range(bcount):
+                buf = bstart + 4 * i + _u32(data, bstart + 4 * i)
+                f = _table_field(data, buf, 0)
+                if f is not None:
+                    _vector(data, f, 1)
+                off, size = _table_field(data, buf, 1), _table_field(data, buf, 2)
+                if off is not None and size is not None:  # >2 GB models keep data after the flatbuffer
+                    o = struct.unpack_from("<Q", data, off)[0]
+                    s = struct.unpack_from("<Q", data, size)[0]
+                    _check(o + s <= len(data), "external buffer runs past the end of the file")
+    except (_Corrupt, struct.error) as exc:
+        raise ModelError(f"{path}: truncated or corrupt TFLite model ({exc})") from None
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    index: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    quantization: Quantization | None  # per-tensor affine quantization, None for float
+
+    def dequantize(self, value: np.ndarray) -> np.ndarray:
+        if self.quantization is None or np.issubdtype(value.dtype, np.floating):
+            return value.astype(np.float32, copy=False)
+        q = self.quantization
+        return (value.astype(np.float32) - q.zero_point) * np.float32(q.scale)
+
+
+def _tensor_info(detail: dict) -> TensorInfo:
+    scale, zero = detail.get("quantization", (0.0, 0))
+    quant = Quantization(float(scale), int(zero)) if scale else None
+    return TensorInfo(detail["name"], detail["index"], tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]), quant)
+
+
+class Model:
+    """One loaded TFLite model: validated, allocated once, invoked many times."""
+
+    def __init__(self, path: Path | str, threads: int | None = None, backend: str | None = None):
+        self.path = Path(path)
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(f"{self.path}: no such file") from None
+        except IsADirectoryError:
+            raise ModelError(f"{self.path}: is a folder, not a .tflite file") from None
+        except OSError as exc:
+            raise ModelError(f"{self.path}: cannot read ({exc.strerror})") from None
+        check_flatbuffer(self.path, data)
+        self.size_bytes = len(data)
+        self.backend = load_backend(backend)
+        self.threads = threads or default_threads()
+        try:
+            self._interp = self.backend.interpreter_class(model_content=data, num_threads=self.threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            reason = " ".join(str(exc).split())
+            raise ModelError(f"{self.path}: the interpreter refused it ({reason[:300]})") from None
+        del data
+        self.inputs = [_tensor_info(d) for d in self._interp.get_input_details()]
+        self.outputs = [_tensor_info(d) for d in self._interp.get_output_details()]
+        if len(self.inputs) != 1:
+            raise ModelError(f"{self.path}: expected one image input, the model has {len(self.inputs)}")
+        shape = self.input.shape
+        if len(shape) != 4 or shape[0] != 1 or shape[3] not in (1, 3) or shape[1] < 8 or shape[2] < 8:
+            raise ModelError(
+                f"{self.path}: input {self.input.name!r} has shape {list(shape)}; expected an image [1, H, W, 3] (or [1, H, W, 1])"
+            )
+        if self.input.dtype not in (np.float32, np.uint8, np.int8):
+            raise ModelError(f"{self.path}: input {self.input.name!r} has dtype {self.input.dtype}; expected float32, uint8 or int8")
+
+    @property
+    def input(self) -> TensorInfo:
+        return self.inputs[0]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the image input."""
+        return self.input.shape[2], self.input.shape[1]
+
+    def set_input(self, value: np.ndarray) -> None:
+        self._interp.set_tensor(self.input.index, value)
+
+    def invoke(self) -> None:
+        self._interp.invoke()
+
+    def output(self, info: TensorInfo) -> np.ndarray:
+        """A copy of one output, as stored (quantized outputs stay quantized)."""
+        return self._interp.get_tensor(info.index)
+
+    def ops(self) -> list[str]:
+        """Operator names in execution order (for reports: which ops stayed float)."""
+        try:
+            return [d["op_name"] for d in self._interp._get_ops_details()]
+        except Exception:  # noqa: BLE001 - a private API; a report without it is still a report
+            return []

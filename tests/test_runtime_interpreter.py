@@ -1,0 +1,75 @@
+"""Model validation: refuse bad files with one line, never crash the process."""
+
+import subprocess
+import sys
+
+import pytest
+
+from runtime.interpreter import Model, ModelError, load_backend
+
+
+def test_backend_is_litert_first():
+    assert load_backend().name == "ai_edge_litert"
+
+
+def test_not_a_model(tmp_path, opencv_data):
+    with pytest.raises(ModelError, match="not a TFLite model"):
+        Model(opencv_data / "messi5.jpg")
+    empty = tmp_path / "empty.tflite"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelError, match="only 0 bytes"):
+        Model(empty)
+    with pytest.raises(ModelError, match="no such file"):
+        Model(tmp_path / "nope.tflite")
+    with pytest.raises(ModelError, match="is a folder"):
+        Model(tmp_path)
+
+
+def test_every_truncation_is_refused_cleanly(tmp_path, blazeface_tflite):
+    data = blazeface_tflite.read_bytes()
+    for cut in list(range(16, 4096, 97)) + [len(data) // 3, len(data) // 2, len(data) - 4096, len(data) - 1]:
+        path = tmp_path / "cut.tflite"
+        path.write_bytes(data[:cut])
+        with pytest.raises(ModelError) as err:
+            Model(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_corrupt_body_does_not_crash_the_process(tmp_path, blazeface_tflite):
+    """Flipped bytes in the middle: an error or a model, but never a dead process."""
+    code = (
+        "import sys\nfrom runtime.interpreter import Model, ModelError\n"
+        "data = bytearray(open(sys.argv[1], 'rb').read())\n"
+        "for i in range(64, 4096, 64): data[i] ^= 0xFF\n"
+        "open(sys.argv[2], 'wb').write(data)\n"
+        "try:\n    Model(sys.argv[2])\nexcept ModelError as e:\n    print('refused', e)\nelse:\n    print('loaded')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(blazeface_tflite), str(tmp_path / "x.tflite")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith(("refused", "loaded"))
+
+
+@pytest.mark.convert
+def test_input_that_is_not_an_image(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 10], tf.float32)])
+    def f(x):
+        return {"y": x * 2.0}
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+    path = tmp_path / "vector.tflite"
+    path.write_bytes(conv.convert())
+    with pytest.raises(ModelError, match=r"has shape \[1, 10\]; expected an image"):
+        Model(path)
+
+
+def test_runtime_never_imports_tensorflow(blazeface_bundle, opencv_data):
+    code = (
+        "import sys, cv2\nfrom runtime.detector import Detector, DetectorOptions\nimport runtime.cli\n"
+        "d = Detector.create_from_options(DetectorOptions(sys.argv[1]))\nd.detect(cv2.imread(sys.argv[2]))\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'converters', 'keras')]\n"
+        "print(bad)\nsys.exit(1 if bad else 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(blazeface_bundle), str(opencv_data / "messi5.jpg")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
