@@ -13,7 +13,7 @@
       "default_variant": "int8",
       "variants": [
         {"name": "int8", "file": "model.tflite", "quantization": "int8", "size_bytes": 0,
-         "sha256": "...", "input_size": [300, 300], "output": {...overrides...},
+         "sha256": "...", "input_size": [300, 300], "output": {"params": {...overrides...}},
          "metrics": {"latency_ms": 0, "threads": 2, "peak_rss_mb": 0,
                      "fidelity": {"metric": "map50", "value": 0.97}}}
       ],
@@ -54,7 +54,7 @@ class Variant:
     size_bytes: int | None = None
     sha256: str | None = None
     input_size: tuple[int, int] | None = None  # (width, height) when it differs from the bundle's
-    output: dict[str, Any] = field(default_factory=dict)  # decoder param overrides
+    output: dict[str, Any] = field(default_factory=dict)  # {"decoder"?, "params"?}: see Bundle.decoder_for
     metrics: dict[str, Any] = field(default_factory=dict)  # latency_ms, threads, fidelity, peak_rss_mb
 
 
@@ -84,8 +84,14 @@ class Bundle:
         w, h = variant.input_size
         return replace(self.input, width=w, height=h)
 
-    def decoder_params_for(self, variant: Variant) -> dict[str, Any]:
-        return {**self.decoder_params, **variant.output}
+    def decoder_for(self, variant: Variant) -> tuple[str, dict[str, Any]]:
+        """(decoder name, params) for a variant. A variant's `output` has the shape of the bundle's:
+        with its own `decoder` (e.g. TFLite_Detection_PostProcess appended) it replaces the bundle's
+        decoder and parameters; with `params` only, those override the bundle's one by one."""
+        params = variant.output.get("params", {})
+        if "decoder" in variant.output:
+            return variant.output["decoder"], dict(params)
+        return self.decoder, {**self.decoder_params, **params}
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -163,9 +169,16 @@ def _parse_variant(t: Table, folder: Path) -> Variant:
         if w <= 0 or h <= 0 or not float(w).is_integer() or not float(h).is_integer():
             raise t.error("input_size", f"must be two positive integers, got {size!r}")
         size = (int(w), int(h))
-    output = t.raw("output", {})
-    if not isinstance(output, dict):
-        raise t.error("output", "must be an object of decoder parameter overrides")
+    out = t.table("output", {})
+    output = {}
+    if out.has("decoder"):
+        output["decoder"] = out.str("decoder")
+    params = out.raw("params", {})
+    if not isinstance(params, dict):
+        raise out.error("params", "must be an object")
+    if params:
+        output["params"] = params
+    out.done()
     metrics = t.raw("metrics", {})
     if not isinstance(metrics, dict):
         raise t.error("metrics", "must be an object")

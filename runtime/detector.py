@@ -98,11 +98,11 @@ class Detector:
             raise BundleError(f"{where}: input is {spec.width}x{spec.height} but {variant.file.name} takes {model.input_size[0]}x{model.input_size[1]}")
         if spec.channels != model.input.shape[3]:
             raise BundleError(f"{where}: input.color {spec.color!r} has {spec.channels} channels but {variant.file.name} takes {model.input.shape[3]}")
-        params = bundle.decoder_params_for(variant)
+        decoder_name, params = bundle.decoder_for(variant)
         if options.score_threshold is not None:
             params = {**params, "score_threshold": float(options.score_threshold)}
         ctx = DecoderContext(model.outputs, model.input_size, bundle.path if manifest.is_file() else None, where)
-        decoder = create_decoder(bundle.decoder, params, ctx)
+        decoder = create_decoder(decoder_name, params, ctx)
         pre = Preprocessor(spec, model.input.dtype, model.input.quantization)
         return cls(options, bundle, variant, model, decoder, pre)
 

@@ -6,9 +6,9 @@ benchmark, and the converter's calibration and fidelity runs. Frames are always 
 
 Normalisation and input quantization are folded into one 256-entry lookup table per channel, so
 preprocessing is one resize plus one table lookup whatever the model wants (float, uint8, int8),
-and no float image is ever built for a quantized input. Where the table is the identity (a uint8
-input whose quantization equals the normalisation, e.g. scale 1/255 and zero point 0 for a 0..1
-model) even the lookup is skipped and the resized pixels are fed as they are.
+and no float image is ever built for a quantized input. Where a uint8 input's quantization equals
+the normalisation (scale 1/255 and zero point 0 for a 0..1 model; 2/255 and 127 or 128 for -1..1),
+even the lookup is skipped and the resized pixels are fed as they are.
 """
 
 from __future__ import annotations
@@ -103,14 +103,13 @@ def _lut(spec: InputSpec, dtype: np.dtype, quant: Quantization | None) -> np.nda
     if np.issubdtype(dtype, np.floating):
         return real.astype(dtype)
     info = np.iinfo(dtype)
-    if quant is None or quant.scale == 0:
-        q = np.round(real)
-    else:
-        q = np.round(real / quant.scale + quant.zero_point)
-    table = np.clip(q, info.min, info.max).astype(dtype)
-    if dtype == np.uint8 and np.array_equal(table, np.repeat(np.arange(256, dtype=np.uint8)[:, None], spec.channels, 1)):
+    exact = real if quant is None or quant.scale == 0 else real / quant.scale + quant.zero_point
+    # The pixels themselves are the input when they are within half a step of the exact value, which
+    # is as close as rounding gets (a [-1, 1] model calibrated to scale 2/255, zero point 127 sits
+    # exactly half a step from the pixels: feeding them is as exact as any table).
+    if dtype == np.uint8 and np.abs(exact - pixels).max() <= 0.5 + 1e-6:
         return None
-    return table
+    return np.clip(np.round(exact), info.min, info.max).astype(dtype)
 
 
 @lru_cache(maxsize=32)

@@ -86,7 +86,7 @@ def test_variants_and_overrides(blazeface_bundle, manifest, astronaut_bgr):
     shutil.copy(blazeface_bundle / "model.tflite", blazeface_bundle / "strict.tflite")
     manifest["variants"] = [
         {"name": "normal", "file": "model.tflite", "quantization": "none", "metrics": {"latency_ms": 1.0}},
-        {"name": "strict", "file": "strict.tflite", "output": {"score_threshold": 0.99}},
+        {"name": "strict", "file": "strict.tflite", "output": {"params": {"score_threshold": 0.99}}},
     ]
     manifest["default_variant"] = "normal"
     write(blazeface_bundle, manifest)

@@ -61,6 +61,10 @@ def test_uint8_input_matching_normalisation_is_passthrough(astronaut_bgr):
     np.testing.assert_array_equal(tensor[0], resize(astronaut_bgr, 96, 96, "linear")[:, :, ::-1])
     # a mismatched quantization is not passed through
     assert not Preprocessor(spec, np.uint8, Quantization(1 / 128, 0)).passthrough
+    # a -1..1 model calibrated to scale 2/255, zero point 127 is within half a step of the pixels
+    minus_one_one = InputSpec(96, 96, mean=(127.5,) * 3, std=(127.5,) * 3)
+    assert Preprocessor(minus_one_one, np.uint8, Quantization(2 / 255, 127)).passthrough
+    assert not Preprocessor(minus_one_one, np.uint8, Quantization(2 / 255, 120)).passthrough
 
 
 def test_letterbox_maps_boxes_back_to_source():
