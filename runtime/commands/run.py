@@ -1,0 +1,64 @@
+"""`edgewatch run`: the daemon. With no config it runs the embedded default (the bundled person
+model on the bundled video, looped) and keeps its events in the per-user state folder."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+
+from .. import exitcodes
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML config (default: $CONFIGURATION_DIRECTORY/config.toml, else "
+                                    "/etc/edgewatch/config.toml if present, else the embedded default)")
+    p.add_argument("--state-dir", help="events, snapshots and status.json (default: $STATE_DIRECTORY, else "
+                                       "$XDG_STATE_HOME/edgewatch, else ~/.local/state/edgewatch)")
+    p.add_argument("--source", help="override camera.source: a V4L2 index or /dev path, a URL, a video file, or picamera2")
+    p.add_argument("--model", help="override model.path: a bundle folder, model.json or .tflite")
+    p.add_argument("--as-fast-as-possible", action="store_true",
+                   help="video files: do not pace playback at the file's frame rate")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop cleanly after this many seconds")
+
+
+def _overrides(args: argparse.Namespace):
+    from ..sources.opencv import classify
+
+    def apply(config):
+        camera, model = config.camera, config.model
+        if args.source is not None:
+            source = args.source
+            if not source.startswith("picamera2") and classify(source) == "file":
+                source = str(Path(source).resolve())
+            camera = dataclasses.replace(camera, source=source)
+        if args.as_fast_as_possible:
+            camera = dataclasses.replace(camera, as_fast_as_possible=True)
+        if args.model is not None:
+            model = dataclasses.replace(model, path=Path(args.model).resolve())
+        return dataclasses.replace(config, camera=camera, model=model)
+
+    return apply
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import CommandError
+    from ..decoders import DecoderError
+    from ..events import EventLogError
+    from ..service import paths
+    from ..service.daemon import Daemon
+
+    if args.duration is not None and args.duration <= 0:
+        raise CommandError(f"--duration: must be > 0, got {args.duration:g}")
+    if args.verbose == 0:
+        # The daemon's own lifecycle (start, losses, recoveries, reloads) belongs in the journal.
+        logging.getLogger("edgewatch").setLevel(logging.INFO)
+    daemon = Daemon(paths.config_path(args.config), paths.state_dir(args.state_dir),
+                    duration=args.duration, overrides=_overrides(args))
+    try:
+        return daemon.run()
+    except DecoderError as exc:  # a model whose outputs do not fit its manifest: fix the bundle
+        raise CommandError(str(exc)) from None
+    except (EventLogError, OSError) as exc:
+        raise CommandError(f"cannot start: {exc}", exitcodes.FAILURE) from None

@@ -1,0 +1,64 @@
+"""`edgewatch status [--json]`: the running daemon's health, model and figures, from status.json.
+
+Exit 0 when healthy (the daemon says so and said it within 5 s), 1 otherwise: scripts and the
+rollout's health check rely on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from .. import exitcodes
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-dir", help="the daemon's state folder (default: as `edgewatch run` finds it)")
+    p.add_argument("--json", action="store_true", help="print status.json as it is, with `fresh` added")
+
+
+def _age(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import CommandError
+    from ..service import paths
+    from ..service import status as status_mod
+
+    path = status_mod.status_file(paths.state_dir(args.state_dir))
+    try:
+        status = status_mod.read(path)
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no status: the daemon has not run with this state folder", exitcodes.FAILURE) from None
+    except ValueError as exc:
+        raise CommandError(f"{path}: unreadable status ({exc})", exitcodes.FAILURE) from None
+    now = time.time()
+    healthy = status_mod.is_healthy(status, now)
+    updated = status.get("updated") or 0
+    if args.json:
+        print(json.dumps({**status, "fresh": now - updated <= status_mod.STALE_S, "healthy_now": healthy}))
+        return exitcodes.OK if healthy else exitcodes.FAILURE
+    model = status.get("model") or {}
+    frames = status.get("frames") or {}
+    events = status.get("events") or {}
+    source = status.get("source") or {}
+    age = status.get("frame_age_ms") or {}
+    stale = "" if now - updated <= status_mod.STALE_S else f" (status is {_age(now - updated)} old: not running?)"
+    lines = [
+        f"state:   {status.get('state')}{'' if healthy else ', NOT healthy'}{stale}",
+        f"pid:     {status.get('pid')}, up {_age(updated - (status.get('started') or updated))}",
+        f"model:   {model.get('name')} ({model.get('variant')}), sha256 {str(model.get('sha256'))[:12]}, {model.get('path')}",
+        f"camera:  {source.get('name')} {source.get('state')} ({source.get('describe')}), losses {source.get('losses')}",
+        f"rate:    {status.get('fps')} fps, invoke {status.get('invoke_ms')} ms, frame age p50 {age.get('p50')} ms p95 {age.get('p95')} ms",
+        f"frames:  {frames.get('captured')} captured, {frames.get('inferred')} inferred, {frames.get('dropped')} dropped, {frames.get('errors')} errors",
+        f"events:  {events.get('written')} written, {events.get('dropped')} dropped, {events.get('open')} open",
+    ]
+    if status.get("budget"):
+        lines.append(f"budget:  {json.dumps(status['budget'])}")
+    if status.get("last_error"):
+        lines.append(f"error:   {status['last_error']}")
+    print("\n".join(lines))
+    return exitcodes.OK if healthy else exitcodes.FAILURE

@@ -1,0 +1,110 @@
+"""Reading the event log: filtered listings and a live tail, for `edgewatch events` and tests."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import snapshots
+from .model import Event
+from .schema import EventLogError
+
+_COLUMNS = 'id, label, class_id, score, start, "end", box, snapshot, source, model, updated'
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Events that began in [since, until), with any of `labels` (all labels when empty)."""
+
+    since: float | None = None
+    until: float | None = None
+    labels: tuple[str, ...] = ()
+
+    def where(self) -> tuple[str, list[object]]:
+        clauses, params = [], []
+        if self.since is not None:
+            clauses.append("start >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("start < ?")
+            params.append(self.until)
+        if self.labels:
+            clauses.append(f"label IN ({', '.join('?' * len(self.labels))})")
+            params += list(self.labels)
+        return (" AND ".join(clauses) or "1"), params
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """An event as stored: the `Event` plus when it was last written."""
+
+    event: Event
+    updated: float
+
+
+def _row(db_dir: Path, values: tuple) -> Row:
+    event_id, label, class_id, score, start, end, box, snapshot, source, model, updated = values
+    path = snapshots.resolve(db_dir, snapshot) if snapshot is not None else None
+    event = Event(event_id, label, class_id, score, start, end, tuple(json.loads(box)), path, source, model)
+    return Row(event, updated)
+
+
+def by_id(conn: sqlite3.Connection, db_dir: Path, ids: list[str]) -> list[Row]:
+    """The stored events with these ids (those that exist)."""
+    marks = ", ".join("?" * len(ids))
+    return [_row(db_dir, values) for values in conn.execute(f"SELECT {_COLUMNS} FROM events WHERE id IN ({marks})", ids)]
+
+
+def select(conn: sqlite3.Connection, db_dir: Path, where: Filter, limit: int | None = None) -> tuple[list[Row], int]:
+    """Matching events in order of start (with `limit`, the latest `limit` of them), and the last
+    batch they include, read in one transaction so that `follow` can go on from exactly there."""
+    clause, params = where.where()
+    sql = f"SELECT {_COLUMNS} FROM events WHERE {clause} ORDER BY start DESC, id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    conn.execute("BEGIN")
+    try:
+        rows = [_row(db_dir, values) for values in conn.execute(sql, params)]
+        rev = last_rev(conn)
+    finally:
+        conn.execute("COMMIT")
+    rows.reverse()
+    return rows, rev
+
+
+def last_rev(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COALESCE(MAX(rev), 0) FROM events").fetchone()[0]
+
+
+def follow(open_db: Callable[[], sqlite3.Connection], db_dir: Path, where: Filter, after_rev: int,
+           poll_seconds: float = 0.5) -> Iterator[Row]:
+    """Events written or updated after batch `after_rev`, as they are committed, forever.
+
+    Polls: WAL lets this reader see each commit without blocking the writer. A connection per poll
+    keeps up with the daemon starting, stopping or replacing the file meanwhile; a poll that cannot
+    read (the daemon mid-start) is simply retried.
+    """
+    clause, params = where.where()
+    sql = f"SELECT {_COLUMNS} FROM events WHERE rev > ? AND rev <= ? AND {clause} ORDER BY rev, start, id"
+    while True:
+        try:
+            conn = open_db()
+        except EventLogError:
+            rows: list[Row] = []
+        else:
+            try:
+                conn.execute("BEGIN")
+                latest = last_rev(conn)
+                rows = [_row(db_dir, values) for values in conn.execute(sql, [after_rev, latest, *params])]
+                after_rev = max(after_rev, latest)
+            except sqlite3.Error:
+                rows = []
+            finally:
+                conn.close()
+        yield from rows
+        time.sleep(poll_seconds)

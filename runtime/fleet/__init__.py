@@ -1,0 +1,1 @@
+"""Getting bundles onto boards: the board side (`activate`) and the workstation side (rollout over ssh)."""

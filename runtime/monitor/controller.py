@@ -1,0 +1,414 @@
+"""The budget controller: a closed loop from figures to knobs, deterministic (time comes in with
+each observation), so it can be tested against a simulated plant.
+
+Knobs, cheapest first (what is given up first is frame rate, last is accuracy, then everything):
+
+    rate limit (duty cycle) -> threads -> a cheaper variant -> pause
+
+The rate limit is continuous: power is modelled as P = P0 + e * fps (P0 the baseline, learned
+from two operating points when the source does not know it) and the limit is set so the mean
+lands at 95% of the budget. Only when the rate is already at `min_fps` does a discrete step
+follow. Each discrete level's power at `min_fps` is remembered when we leave it, so it is
+restored only when it would fit with 15% to spare (hysteresis), and a restore that fails is
+retried only after a backoff that doubles (no oscillation between two levels).
+
+Decisions are made once per control period on the mean since the last change (after a settle
+time), and only outside a dead band of [90%, 100%] of the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .budgets import Budgets
+from .variants import VariantInfo, fits, pick_variant, step_down_order
+
+TARGET = 0.95  # aim for this share of the power budget
+BAND_LOW = 0.90  # below: headroom, raise
+RESTORE_AT = 0.85  # a level is restored only if it drew at most this share of the budget at min_fps
+RAISE_MAX = 1.5  # at most x1.5 on the rate limit per period: estimates are noisy, overshoot costs a period
+COOL_MARGIN_C = 5.0  # temperature hysteresis
+THERMAL_PERIOD_S = 30.0  # boards heat and cool over tens of seconds: act on temperature at most this often
+THERMAL_CUT = 0.75
+SHED_EVERY_S = 30.0
+RETRY_FIRST_S, RETRY_MAX_S = 60.0, 3600.0
+RECENT_S = 120.0  # a step down this soon after a step up means the step up did not fit
+SETTLE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: float
+    power_w: float | None = None
+    temperature_c: float | None = None
+    hot: bool = False  # firmware throttling for temperature right now
+    under_voltage: bool = False
+    fps: float | None = None  # inference rate reached
+    rss_mb: float | None = None
+
+
+@dataclass
+class Knobs:
+    rate_limit: float | None
+    threads: int
+    variant: str
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    knob: str  # rate_limit | threads | variant | paused | shed_caches | hard_limit | note
+    value: Any
+    previous: Any
+    reason: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    reasons: list[str]  # why to reduce (empty: do not)
+    power_over: bool
+    thermal_over: bool  # temperature or under-voltage: cut by THERMAL_CUT at most every THERMAL_PERIOD_S
+    may_raise: bool  # headroom on every budget and something is reduced
+
+
+@dataclass(frozen=True)
+class Level:
+    threads: int
+    variant: str
+
+
+class Controller:
+    def __init__(
+        self,
+        budgets: Budgets,
+        variants: list[VariantInfo],
+        knobs: Knobs,
+        max_threads: int,
+        baseline_w: float | None = None,
+    ):
+        self.budgets = budgets
+        self.knobs = knobs
+        self._variants = {v.name: v for v in variants} or {knobs.variant: VariantInfo(knobs.variant, 1.0, None, None)}
+        if knobs.variant not in self._variants:
+            self._variants[knobs.variant] = VariantInfo(knobs.variant, 1.0, None, None)
+        self._top = knobs.variant
+        self._max_threads = max(1, max_threads)
+        # The source's baseline (a profile's idle) is a floor: capture, decoding and other work add to it.
+        self._baseline_floor = baseline_w or 0.0
+        self.baseline_w = self._baseline_floor
+        self.banned: dict[str, str] = {}  # variant -> why it failed to load
+        # After a change, figures need time to show it: the pipeline's fps is a mean over 5 s, and a
+        # CPU-time estimate moves in whole ticks. Decide on the mean of at least 3 settled samples.
+        self.settle_s = SETTLE_S
+        self.period_s = max(SETTLE_S + 3.0, min(15.0, budgets.power_window_s / 3))
+        self._samples: list[tuple[float, float | None, float | None]] = []  # (t, power, fps) since the last change
+        self._changed_at = -math.inf
+        self._thermal_at = -math.inf
+        self._floor_power: dict[Level, float] = {}  # level -> mean W at min_fps when we stepped down from it
+        self._stepped_up_at: dict[Level, float] = {}
+        self._retry: dict[Level, tuple[float, float]] = {}  # level -> (not before, next backoff)
+        self._prev_point: tuple[float, float] | None = None  # (fps, W) of the last period at this level
+        self._shed_at = -math.inf
+        self._hard_fired = False
+        self._fit_checked = False
+        self._unreachable_noted = False
+        self.state: dict[str, str] = {}
+        self.last_means: dict[str, float | None] = {"power_w": None, "fps": None}
+        self._ladder = self._build_ladder()
+
+    # -- the ladder of discrete levels ---------------------------------------------------------
+
+    def _build_ladder(self) -> list[Level]:
+        # Neither a variant that failed nor one whose measured footprint exceeds the memory budget.
+        allowed = [v for v in step_down_order(self._variants.values(), self._top)
+                   if v.name not in self.banned and (fits(v, self.budgets.memory_mb) or v.name == self.knobs.variant)]
+        if not allowed:
+            allowed = [self._variants[self.knobs.variant]]
+        ladder = [Level(t, allowed[0].name) for t in range(self._max_threads, 0, -1)]
+        ladder += [Level(1, v.name) for v in allowed[1:]]
+        return ladder
+
+    @property
+    def level(self) -> int:
+        """Index of the current knobs on the ladder (len(ladder) = paused)."""
+        if self.knobs.paused:
+            return len(self._ladder)
+        here = Level(self.knobs.threads, self.knobs.variant)
+        if here in self._ladder:
+            return self._ladder.index(here)
+        same = [i for i, lv in enumerate(self._ladder) if lv.variant == self.knobs.variant]
+        return same[0] if same else 0
+
+    def set_budgets(self, budgets: Budgets) -> None:
+        """A reload: new limits; remembered floor powers stay (they are physics), backoffs do not."""
+        self.budgets = budgets
+        self.period_s = max(SETTLE_S + 3.0, min(15.0, budgets.power_window_s / 3))
+        self._retry.clear()
+        self._unreachable_noted = False
+        self._fit_checked = False
+        self._ladder = self._build_ladder()
+
+    # -- one observation per tick --------------------------------------------------------------
+
+    def step(self, obs: Observation) -> list[Action]:
+        actions = self._memory(obs)
+        if any(a.knob == "hard_limit" for a in actions):
+            return actions
+        self._samples.append((obs.now, obs.power_w, obs.fps))
+        if obs.now - self._changed_at < self.period_s:
+            return actions
+        settled = [s for s in self._samples if s[0] >= self._changed_at + self.settle_s]
+        powers = [p for _, p, _ in settled if p is not None]
+        fpss = [f for _, _, f in settled if f is not None]
+        power = sum(powers) / len(powers) if powers else None
+        fps = sum(fpss) / len(fpss) if fpss else None
+        self.last_means = {"power_w": power, "fps": fps}
+        self._learn_baseline(power, fps)
+        verdict = self._judge(obs, power)
+        if verdict.reasons:
+            actions += self._reduce(obs, power, fps, verdict)
+        elif verdict.may_raise:
+            actions += self._restore(obs, power, fps)
+        else:
+            self._samples = self._samples[-int(self.period_s * 4):]  # keep a bounded mean in the dead band
+        return actions
+
+    def _judge(self, obs: Observation, power: float | None) -> Verdict:
+        b = self.budgets
+        reasons = []
+        power_over = thermal_over = False
+        power_ok_to_raise = True
+        if b.power_w is not None and power is not None:
+            if power > b.power_w:
+                power_over = True
+                reasons.append(f"power {power:.2f} W over budget {b.power_w:g} W")
+                self.state["power"] = "over"
+            elif power < BAND_LOW * b.power_w:
+                self.state["power"] = "headroom"
+            else:
+                self.state["power"] = "ok"
+                power_ok_to_raise = False
+        thermal_due = obs.now - self._thermal_at >= THERMAL_PERIOD_S
+        cool = True
+        if b.temperature_c is not None and (obs.temperature_c is not None or obs.hot):
+            hot = obs.hot or (obs.temperature_c is not None and obs.temperature_c > b.temperature_c)
+            cool = not obs.hot and obs.temperature_c is not None and obs.temperature_c < b.temperature_c - COOL_MARGIN_C
+            self.state["temperature"] = "over" if hot else "ok" if not cool else "headroom"
+            if hot and thermal_due:
+                thermal_over = True
+                reasons.append(f"temperature {obs.temperature_c:.1f} °C over budget {b.temperature_c:g} °C" if obs.temperature_c is not None else "firmware is throttling for temperature")
+        if obs.under_voltage and thermal_due:
+            thermal_over = True  # a slow, physical limit like heat: the same cut, at the same pace
+            reasons.append("under-voltage: the supply cannot hold 5 V at this load")
+        reduced = self.knobs.paused or self.level > 0 or self.knobs.rate_limit is not None
+        may_raise = not reasons and reduced and power_ok_to_raise and cool and thermal_due
+        return Verdict(reasons, power_over, thermal_over, may_raise)
+
+    def _learn_baseline(self, power: float | None, fps: float | None) -> None:
+        """P0 from two operating points at the same level (secant), when the source does not know it."""
+        if power is None or fps is None:
+            return
+        if self.knobs.paused:
+            self.baseline_w = max(self._baseline_floor, power)  # paused: what we draw is the baseline
+            return
+        prev, self._prev_point = self._prev_point, (fps, power)
+        if prev is None or abs(fps - prev[0]) < 0.2 * max(fps, prev[0], 1e-9):
+            return
+        slope = (power - prev[1]) / (fps - prev[0])
+        if slope <= 0:
+            return
+        p0 = min(max(self._baseline_floor, power - slope * fps), 0.9 * min(power, prev[1]))
+        self.baseline_w = p0 if self.baseline_w == self._baseline_floor else 0.5 * (self.baseline_w + p0)
+
+    def _figures(self, obs: Observation, power: float | None, fps: float | None) -> dict[str, Any]:
+        return {
+            "power_w": None if power is None else round(power, 3),
+            "fps": None if fps is None else round(fps, 2),
+            "temperature_c": obs.temperature_c,
+            "rss_mb": None if obs.rss_mb is None else round(obs.rss_mb, 1),
+            "baseline_w": round(self.baseline_w, 3),
+            "level": self.level,
+        }
+
+    # -- stepping down -------------------------------------------------------------------------
+
+    def _reduce(self, obs: Observation, power: float | None, fps: float | None, verdict: Verdict) -> list[Action]:
+        why = "; ".join(verdict.reasons)
+        figures = self._figures(obs, power, fps)
+        if verdict.thermal_over:
+            self._thermal_at = obs.now
+        if self.knobs.paused:
+            if self._unreachable_noted:
+                return []
+            self._unreachable_noted = True
+            return [Action("note", None, None, f"budget unreachable: paused and still {why}", figures)]
+        b = self.budgets
+        current = fps if fps is not None and fps > 0 else self.knobs.rate_limit
+        wanted = math.inf
+        if current:
+            if verdict.power_over:
+                dyn = power - self.baseline_w
+                wanted = current * max(0.0, TARGET * b.power_w - self.baseline_w) / dyn if dyn > 0 else 0.0
+            if verdict.thermal_over:
+                wanted = min(wanted, current * THERMAL_CUT)
+        else:
+            wanted = 0.0
+        if wanted >= b.min_fps:
+            return [self._set("rate_limit", _round_fps(wanted), why, figures, obs.now)]
+        if self.knobs.rate_limit is None or self.knobs.rate_limit > b.min_fps * 1.001:
+            return [self._set("rate_limit", b.min_fps, why + f" (rate floor min_fps {b.min_fps:g})", figures, obs.now)]
+        return self._step_down(obs, power, why, figures)
+
+    def _step_down(self, obs: Observation, power: float | None, why: str, figures: dict) -> list[Action]:
+        level = self.level
+        here = self._ladder[level]
+        if power is not None:
+            self._floor_power[here] = power
+        up_at = self._stepped_up_at.get(here)
+        if up_at is not None and obs.now - up_at < RECENT_S:
+            _, backoff = self._retry.get(here, (0.0, RETRY_FIRST_S))
+            self._retry[here] = (obs.now + backoff, min(RETRY_MAX_S, backoff * 2))
+        if level + 1 >= len(self._ladder):
+            return [self._set("paused", True, why + " at the cheapest setting", figures, obs.now)]
+        return self._go_to(self._ladder[level + 1], why, figures, obs.now)
+
+    def _go_to(self, target: Level, why: str, figures: dict, now: float) -> list[Action]:
+        actions = []
+        if target.variant != self.knobs.variant:
+            actions.append(self._set("variant", target.variant, why, figures, now))
+        if target.threads != self.knobs.threads:
+            actions.append(self._set("threads", target.threads, why, figures, now))
+        return actions
+
+    # -- stepping back up ----------------------------------------------------------------------
+
+    def _restore(self, obs: Observation, power: float | None, fps: float | None) -> list[Action]:
+        b = self.budgets
+        figures = self._figures(obs, power, fps)
+        level = self.level
+        if level > 0:
+            target = self._ladder[level - 1] if not self.knobs.paused else self._ladder[-1]
+            if self._may_restore(target, power, obs.now):
+                self._stepped_up_at[target] = obs.now
+                why = self._headroom_reason(target, power)
+                if self.knobs.paused:
+                    actions = [self._set("paused", False, why, figures, obs.now)]
+                else:
+                    actions = self._go_to(target, why, figures, obs.now)
+                if self.knobs.rate_limit is None or self.knobs.rate_limit > b.min_fps:
+                    actions.append(self._set("rate_limit", b.min_fps, why + " (restart from min_fps)", figures, obs.now))
+                return actions
+        if self.knobs.paused or self.knobs.rate_limit is None:
+            return []
+        limit = self.knobs.rate_limit
+        reached = fps if fps is not None else limit
+        if reached < 0.85 * limit:
+            return [self._set("rate_limit", None, f"rate limit {limit:g} fps no longer binding (reached {reached:.1f} fps)", figures, obs.now)]
+        if b.power_w is not None and power is not None and power > self.baseline_w:
+            wanted = reached * (TARGET * b.power_w - self.baseline_w) / (power - self.baseline_w)
+        else:
+            wanted = reached / THERMAL_CUT
+        wanted = min(wanted, reached * RAISE_MAX)
+        if wanted <= limit * 1.02:
+            return []
+        why = f"headroom: power {power:.2f} W of {b.power_w:g} W" if b.power_w is not None and power is not None else "headroom: temperature back under budget"
+        return [self._set("rate_limit", _round_fps(wanted), why, figures, obs.now)]
+
+    def _may_restore(self, target: Level | None, power: float | None, now: float) -> bool:
+        not_before, _ = self._retry.get(target, (-math.inf, 0.0))
+        if now < not_before:
+            return False
+        b = self.budgets
+        if b.power_w is None:
+            return True  # temperature alone: cool enough was already checked
+        floor = self._floor_power.get(target)
+        if floor is not None:
+            return floor <= RESTORE_AT * b.power_w
+        # Never measured there (or remembered stale): try it only with the rate at its maximum and room to spare.
+        return self.knobs.rate_limit is None and power is not None and power <= RESTORE_AT * b.power_w
+
+    def _headroom_reason(self, target: Level, power: float | None) -> str:
+        floor = self._floor_power.get(target)
+        if self.budgets.power_w is not None and floor is not None:
+            return f"headroom: {target.variant} with {target.threads} thread(s) drew {floor:.2f} W at min_fps, budget now {self.budgets.power_w:g} W"
+        return f"headroom: power {power if power is not None else float('nan'):.2f} W, temperature under budget"
+
+    # -- memory ---------------------------------------------------------------------------------
+    # Memory is held where the variant is chosen, before loading (`pick_variant`), not by swapping:
+    # a swap in a running process does not give memory back (measured on the person bundle: the
+    # daemon at 154 MB on float32 went to 167-174 MB after swapping to int8, which starts fresh at
+    # 125 MB). So a soft breach sheds caches and buffers, and a hard breach exits with its own code
+    # so systemd restarts the service clean, where the choice at load applies again.
+
+    def _memory(self, obs: Observation) -> list[Action]:
+        b = self.budgets
+        actions = self._unfit_loaded()
+        rss = obs.rss_mb
+        if rss is None:
+            return actions
+        figures = {"rss_mb": round(rss, 1), "memory_mb": b.memory_mb, "memory_hard_mb": b.memory_hard_mb}
+        if b.memory_hard_mb is not None and rss > b.memory_hard_mb:
+            self.state["memory"] = "hard-limit"
+            if not self._hard_fired:
+                self._hard_fired = True
+                actions.append(Action("hard_limit", True, False, f"RSS {rss:.0f} MB over the hard memory budget {b.memory_hard_mb:g} MB: exiting for a clean restart", figures))
+            return actions
+        if b.memory_mb is None or rss <= b.memory_mb:
+            self.state["memory"] = "ok" if b.memory_mb is not None else "no budget"
+            return actions
+        self.state["memory"] = "over"
+        if obs.now - self._shed_at >= SHED_EVERY_S:
+            self._shed_at = obs.now
+            actions.append(Action("shed_caches", True, None, f"RSS {rss:.0f} MB over the memory budget {b.memory_mb:g} MB", figures))
+        return actions
+
+    def _unfit_loaded(self) -> list[Action]:
+        """Say so, once per budget, when the loaded variant's measured footprint exceeds the budget
+        (a config that named it, or a daemon that did not ask `pick_variant`)."""
+        if self._fit_checked:
+            return []
+        self._fit_checked = True
+        here = self._variants[self.knobs.variant]
+        mem = self.budgets.memory_mb
+        if fits(here, mem):
+            return []
+        choice, why = pick_variant(self._variants.values(), here.name, mem)
+        return [Action("note", None, None, f"variant {here.name} is loaded but {why}: restart to load {choice}",
+                       {"memory_mb": mem, "peak_rss_mb": here.peak_rss_mb})]
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def _set(self, knob: str, value: Any, reason: str, figures: dict, now: float) -> Action:
+        previous = getattr(self.knobs, knob)
+        setattr(self.knobs, knob, value)
+        self._changed_at = now
+        self._samples = []
+        if knob != "rate_limit":
+            self._prev_point = None  # a different level: the secant must not mix two
+        return Action(knob, value, previous, reason, figures)
+
+    def refused(self, action: Action, error: str) -> None:
+        """The actuator could not apply `action` (a variant that failed to load): undo it, and never
+        try that variant again until a reload."""
+        setattr(self.knobs, action.knob, action.previous)
+        if action.knob == "variant":
+            self.banned[action.value] = f"failed to load: {error}"
+            self._ladder = self._build_ladder()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "levels": len(self._ladder),
+            "state": dict(self.state),
+            "baseline_w": round(self.baseline_w, 3),
+            "baseline_floor_w": self._baseline_floor,
+            "banned": dict(self.banned),
+            "period_s": self.period_s,
+        }
+
+
+def _round_fps(fps: float) -> float:
+    return round(fps, 2) if fps < 10 else round(fps, 1)

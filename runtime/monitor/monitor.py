@@ -1,0 +1,235 @@
+"""ResourceMonitor: what the daemon builds and ticks about once a second from its monitor thread.
+
+    from runtime.monitor.monitor import ResourceMonitor, choose_variant
+    variant, why = choose_variant(bundle, budgets)              # before loading: never load a variant that does not fit
+    mon = ResourceMonitor(budgets, pipeline, event_log.record_system,
+                          variants=bundle.variants, max_threads=config.threads,
+                          on_hard_limit=lambda reason: service.stop(exitcodes.MEMORY_HARD_LIMIT))
+    while running: mon.tick(); sleep(1)                         # read sensors, decide, act, report
+    status["budget"] = mon.status()                             # any thread: a finished dict, swapped whole
+    mon.reload(new_budgets)                                     # SIGHUP
+
+`pipeline` is the actuator (docs/DESIGN.md): set_rate_limit(fps|None), set_threads(n),
+set_variant(name) (loads and tests before swapping; raises on failure), set_paused(bool),
+shed_caches(), figures() -> {"fps", "invoke_ms", "cpu_percent", "rss_mb", "variant", "threads"}.
+
+A hard memory breach is recorded, then `on_hard_limit(reason)` is called once. tick() runs on the
+monitor thread, where sys.exit would end only that thread; so the daemon passes a callback that
+stops the service and exits with exitcodes.MEMORY_HARD_LIMIT from its main thread. Without one,
+tick() raises MemoryHardLimit (a SystemExit with that code) for a single-threaded caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+from .. import exitcodes
+from .board import BoardSensors, Readings
+from .budgets import Budgets
+from .controller import Action, Controller, Knobs, Observation
+from .sensors.power import PowerSource
+from .variants import VariantInfo, pick_variant
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[str, str, dict], None]
+
+
+class Actuator(Protocol):
+    def set_rate_limit(self, fps: float | None) -> None: ...
+    def set_threads(self, n: int) -> None: ...
+    def set_variant(self, name: str) -> None: ...
+    def set_paused(self, paused: bool) -> None: ...
+    def shed_caches(self) -> None: ...
+    def figures(self) -> dict[str, Any]: ...
+
+
+class MemoryHardLimit(SystemExit):
+    def __init__(self, reason: str):
+        super().__init__(exitcodes.MEMORY_HARD_LIMIT)
+        self.reason = reason
+
+
+def choose_variant(bundle: Any, budgets: Budgets, preferred: str | None = None) -> tuple[str, str]:
+    """The variant to load from a `runtime.bundle.Bundle` under the memory budget, and why."""
+    infos = [VariantInfo.from_variant(v, (bundle.input.width, bundle.input.height)) for v in bundle.variants]
+    return pick_variant(infos, preferred or bundle.default_variant, budgets.memory_mb)
+
+
+class ResourceMonitor:
+    def __init__(
+        self,
+        budgets: Budgets,
+        actuator: Actuator,
+        event_sink: EventSink,
+        sensors_root: str | Path = "/",
+        *,
+        variants: Iterable[Any] | None = None,
+        max_threads: int | None = None,
+        on_hard_limit: Callable[[str], None] | None = None,
+        power: PowerSource | None = None,
+        vcgencmd: str | Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        pid: int | None = None,
+    ):
+        """`variants`: runtime.bundle.Variant (or VariantInfo) of the loaded bundle, by default those of
+        `actuator.detector.bundle` when the actuator has one; `max_threads`: the most threads the
+        controller may restore (default: the threads running now); `power` overrides the power
+        source (a simulated plant in tests); `vcgencmd` the command's path."""
+        self.budgets = budgets
+        self._actuator = actuator
+        self._sink = event_sink
+        self._on_hard_limit = on_hard_limit
+        self._clock = clock
+        self._power_override = power
+        self._sensor_args = {"vcgencmd": vcgencmd, "pid": pid}
+        self.sensors = self._make_sensors(sensors_root, budgets)
+        figures = self._figures()
+        if variants is None:
+            bundle = getattr(getattr(actuator, "detector", None), "bundle", None)
+            variants = getattr(bundle, "variants", ())
+        infos = [v if isinstance(v, VariantInfo) else VariantInfo.from_variant(v) for v in variants]
+        threads = int(figures.get("threads") or max_threads or 1)
+        knobs = Knobs(rate_limit=None, threads=threads, variant=str(figures.get("variant") or (infos[0].name if infos else "default")))
+        self.controller = Controller(
+            budgets, infos, knobs, max_threads or threads, baseline_w=getattr(self.sensors.power_source, "baseline_w", None)
+        )
+        self.decisions = 0
+        self.last_decision: dict[str, Any] | None = None
+        self._status: dict[str, Any] = {"state": "starting", "budgets": budgets.as_dict()}
+        self.last_readings: Readings | None = None
+        self.tick_cpu_s = 0.0  # the monitor's own cost, summed over ticks (thread CPU time)
+        self.ticks = 0
+
+    def _make_sensors(self, root: str | Path, budgets: Budgets) -> BoardSensors:
+        return BoardSensors(
+            root,
+            power_scope=budgets.power_scope,
+            board=budgets.board,
+            power_window_s=budgets.power_window_s,
+            power=self._power_override,
+            **self._sensor_args,
+        )
+
+    def _figures(self) -> dict[str, Any]:
+        try:
+            return dict(self._actuator.figures())
+        except Exception as exc:  # a monitor that dies with the pipeline cannot report why it died
+            log.warning("pipeline figures unavailable: %s", exc)
+            return {}
+
+    def reload(self, budgets: Budgets) -> None:
+        """New budgets (SIGHUP). A new power scope or board profile means a new power source."""
+        if (budgets.power_scope, budgets.board, budgets.power_window_s) != (self.budgets.power_scope, self.budgets.board, self.budgets.power_window_s):
+            self.sensors = self._make_sensors(self.sensors.root, budgets)
+        self.budgets = budgets
+        self.controller.set_budgets(budgets)
+        self._emit("budget.reload", "budgets reloaded", {"budgets": budgets.as_dict()})
+
+    def tick(self) -> None:
+        cpu0 = time.thread_time()
+        now = self._clock()
+        figures = self._figures()
+        readings = self.sensors.read(now)
+        self.last_readings = readings
+        hot = readings.hottest
+        rss = figures.get("rss_mb")
+        obs = Observation(
+            now=now,
+            power_w=readings.power.watts if readings.power else None,
+            temperature_c=hot.celsius if hot else None,
+            hot=bool(readings.throttling and readings.throttling.hot),
+            under_voltage=bool(readings.throttling and readings.throttling.under_voltage),
+            fps=_number(figures.get("fps")),
+            rss_mb=_number(rss) if rss is not None else readings.process.rss_mb,
+        )
+        hard: str | None = None
+        for action in self.controller.step(obs):
+            if action.knob == "hard_limit":
+                hard = action.reason
+            self._apply(action)
+        self._status = self._build_status(readings, figures, obs)
+        self.tick_cpu_s += time.thread_time() - cpu0
+        self.ticks += 1
+        if hard is not None:
+            if self._on_hard_limit is None:
+                raise MemoryHardLimit(hard)
+            self._on_hard_limit(hard)
+
+    def _apply(self, action: Action) -> None:
+        a = self._actuator
+        apply: dict[str, Callable[[], Any]] = {
+            "rate_limit": lambda: a.set_rate_limit(action.value),
+            "threads": lambda: a.set_threads(int(action.value)),
+            "variant": lambda: a.set_variant(str(action.value)),
+            "paused": lambda: a.set_paused(bool(action.value)),
+            "shed_caches": a.shed_caches,
+        }
+        detail = {"knob": action.knob, "from": action.previous, "to": action.value, "reason": action.reason, "figures": action.figures}
+        if action.knob in apply:
+            try:
+                apply[action.knob]()
+            except Exception as exc:  # the pipeline refused (a variant that would not load): keep running as we were
+                self.controller.refused(action, str(exc))
+                self._emit(f"budget.{action.knob}.failed", f"{action.knob} -> {action.value} failed: {exc}; keeping {action.previous}", detail)
+                return
+        self.decisions += 1
+        message = _message(action)
+        self.last_decision = {"message": message, **detail}
+        self._emit(f"budget.{action.knob}", message, detail)
+
+    def _emit(self, kind: str, message: str, detail: dict) -> None:
+        log.info("%s: %s", kind, message)
+        try:
+            self._sink(kind, message, detail)
+        except Exception as exc:  # a full disk must not stop the budget from being held
+            log.warning("could not record %s: %s", kind, exc)
+
+    def _build_status(self, readings: Readings, figures: dict[str, Any], obs: Observation) -> dict[str, Any]:
+        b = self.budgets
+        knobs = self.controller.knobs
+        ctl = self.controller.status()
+        data = readings.as_dict()
+        data["power"].update(budget_w=b.power_w, scope=b.power_scope, control_mean_w=_round(self.controller.last_means["power_w"]), state=ctl["state"].get("power", "no budget" if b.power_w is None else "measuring"))
+        rss_source = "pipeline:figures" if _number(figures.get("rss_mb")) is not None else readings.process.source
+        data["memory"].update(rss_mb=_round(obs.rss_mb, 1), rss_source=rss_source, budget_mb=b.memory_mb, hard_mb=b.memory_hard_mb, state=ctl["state"].get("memory", "no budget"))
+        data["temperature"].update(budget_c=b.temperature_c, state=ctl["state"].get("temperature", "no sensor" if obs.temperature_c is None else "ok"))
+        degraded = knobs.paused or ctl["level"] > 0 or knobs.rate_limit is not None
+        return {
+            "state": "paused" if knobs.paused else "limited" if degraded else "free",
+            "knobs": {"rate_limit": knobs.rate_limit, "threads": knobs.threads, "variant": knobs.variant, "paused": knobs.paused},
+            "fps": _round(obs.fps, 2),
+            **data,
+            "controller": ctl,
+            "decisions": self.decisions,
+            "last_decision": self.last_decision,
+            "budgets": b.as_dict(),
+            "board": self.sensors.model,
+            "monitor_cpu_ms_per_tick": _round(1000 * self.tick_cpu_s / self.ticks, 3) if self.ticks else None,
+        }
+
+    def status(self) -> dict[str, Any]:
+        return self._status
+
+
+def _message(action: Action) -> str:
+    if action.knob == "shed_caches":
+        return f"shed caches: {action.reason}"
+    if action.knob in ("note", "hard_limit"):
+        return action.reason
+    return f"{action.knob} {_show(action.previous)} -> {_show(action.value)}: {action.reason}"
+
+
+def _show(value: Any) -> str:
+    return "unlimited" if value is None else str(value)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)

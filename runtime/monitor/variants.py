@@ -1,0 +1,89 @@
+"""Bundle variants as the monitor sees them: cost, footprint, fidelity; which fit; in which order to step down.
+
+Costs come from the converter's measurements in model.json (`metrics.latency_ms`,
+`metrics.peak_rss_mb`, `metrics.fidelity.value`). A bundle without latencies is ordered by
+quantization and input size, which is what latency follows on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+log = logging.getLogger(__name__)
+
+# Per-pixel cost rank when latencies are missing: int8 is cheapest on ARM CPUs (XNNPACK/ruy).
+_QUANT_RANK = {"int8": 1.0, "dynamic": 2.0, "float16": 3.0, "none": 4.0}
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    name: str
+    cost: float  # relative; only the order matters
+    peak_rss_mb: float | None
+    fidelity: float | None
+
+    @classmethod
+    def from_variant(cls, variant: Any, default_size: tuple[int, int] | None = None) -> VariantInfo:
+        """From a `runtime.bundle.Variant` (duck-typed: name, quantization, input_size, metrics)."""
+        metrics = getattr(variant, "metrics", None) or {}
+        latency = _positive(metrics.get("latency_ms"))
+        size = getattr(variant, "input_size", None) or default_size or (1, 1)
+        cost = latency if latency is not None else _QUANT_RANK.get(getattr(variant, "quantization", "none"), 4.0) * size[0] * size[1] * 1e-3
+        fidelity = metrics.get("fidelity")
+        return cls(
+            name=variant.name,
+            cost=cost,
+            peak_rss_mb=_positive(metrics.get("peak_rss_mb")),
+            fidelity=_positive(fidelity.get("value")) if isinstance(fidelity, dict) else None,
+        )
+
+
+def _positive(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
+def fits(variant: VariantInfo, memory_mb: float | None) -> bool:
+    """A variant whose measured footprint exceeds the soft memory budget is not loaded; unmeasured ones may be."""
+    return memory_mb is None or variant.peak_rss_mb is None or variant.peak_rss_mb <= memory_mb
+
+
+def step_down_order(variants: Iterable[VariantInfo], top: str) -> list[VariantInfo]:
+    """`top` first, then the cheaper variants by falling cost, leaving out any that is dearer than a
+    cheaper one without being more accurate (stepping to it would give up frames for nothing)."""
+    variants = list(variants)
+    first = next((v for v in variants if v.name == top), None)
+    if first is None:
+        return []
+    cheaper = sorted((v for v in variants if v.cost < first.cost or (v.cost == first.cost and v.name != top)), key=lambda v: -v.cost)
+    order = [first]
+    for i, v in enumerate(cheaper):
+        below = cheaper[i + 1 :]
+        if v.fidelity is not None and any(w.fidelity is not None and w.fidelity >= v.fidelity for w in below):
+            continue
+        order.append(v)
+    return order
+
+
+def most_accurate(variants: Iterable[VariantInfo]) -> VariantInfo:
+    """Highest fidelity; among equals (or unmeasured) the cheapest."""
+    return max(variants, key=lambda v: (v.fidelity if v.fidelity is not None else 0.0, -v.cost))
+
+
+def pick_variant(variants: Iterable[VariantInfo], preferred: str, memory_mb: float | None) -> tuple[str, str]:
+    """The variant to load under a memory budget, and why: `preferred` if it fits, else the most
+    accurate one that fits (fidelity, then cost as its proxy), else the smallest footprint."""
+    variants = list(variants)
+    by_name = {v.name: v for v in variants}
+    want = by_name.get(preferred)
+    if want is not None and fits(want, memory_mb):
+        return preferred, "fits the memory budget" if memory_mb is not None else "no memory budget"
+    fitting = [v for v in variants if fits(v, memory_mb)]
+    too_big = f"{preferred} needs {want.peak_rss_mb:g} MB > memory budget {memory_mb:g} MB" if want is not None else f"no variant {preferred!r}"
+    if fitting:
+        best = most_accurate(fitting)
+        return best.name, f"{too_big}; {best.name} needs {best.peak_rss_mb or 0:g} MB"
+    smallest = min(variants, key=lambda v: v.peak_rss_mb or 0.0)
+    log.warning("no variant fits the memory budget %s MB", memory_mb)
+    return smallest.name, f"{too_big}; none fits, {smallest.name} is the smallest ({smallest.peak_rss_mb:g} MB)"

@@ -1,0 +1,38 @@
+"""Loading a detector for the daemon: built, then tested on a real frame, before it may serve.
+
+Used at start, on SIGHUP, and by the resource monitor's variant and thread changes, so a model
+that fails to load or produces garbage never replaces one that works.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..detector import Detector, DetectorOptions
+from ..interpreter import ModelError
+from ..service.config import ModelConfig
+from ..sources import Frame
+
+
+def load_and_test(model: ModelConfig, *, variant: str | None = None, threads: int | None = None, frame: Frame | None = None) -> Detector:
+    """`variant`/`threads` override the config's. Raises
+    BundleError/ModelError/DecoderError (one line) when the model cannot serve."""
+    det = Detector.create_from_options(DetectorOptions(
+        model=model.path, variant=variant or model.variant, threads=threads or model.threads,
+        score_threshold=model.score_threshold))
+    if frame is not None:
+        image = frame.image
+    else:  # before the camera's first frame: the model's own input size, mid-grey
+        w, h = det.model.input_size
+        image = np.full((h, w, 3), 127, np.uint8)
+    result = det.detect(image)
+    if not (np.isfinite(result.xyxy).all() and np.isfinite(result.score).all()):
+        raise ModelError(f"{det.variant.file}: the test inference produced non-finite boxes or scores")
+    _ = det.sha256  # hashed here, off the inference thread
+    return det
+
+
+def describe(det: Detector) -> dict:
+    """The `model` block of status.json."""
+    return {"path": str(det.options.model), "name": det.bundle.name, "variant": det.variant.name,
+            "sha256": det.sha256, "threads": det.model.threads}

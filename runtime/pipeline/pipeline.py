@@ -1,0 +1,267 @@
+"""The pipeline: capture -> latest-frame slot -> one inference at a time -> filters -> tracker ->
+events. It is also the resource monitor's actuator (docs/DESIGN.md, "Resource monitor").
+
+One inference thread takes the newest frame, so at most one inference is ever in flight and a
+slow model drops frames (counted) instead of queueing them. Each result is timed against its
+frame's capture time. Nothing on this thread may end it: a bad frame, a failed write or a model
+error is counted, logged and survived. Its heartbeat is what feeds the systemd watchdog.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import psutil
+
+from ..detections import label_for
+from ..detector import Detector
+from ..service import heap
+from ..service.config import CameraConfig, Config
+from ..events.model import Event
+from ..sources import Frame, source_factory
+from ..sources.capture import Capture
+from ..sources.slot import LatestFrameSlot
+from ..tracker import IoUTracker, Track, TrackUpdate
+from . import snapshot
+from .filters import DetectionFilter
+from .models import load_and_test
+from .stats import PipelineStats
+
+log = logging.getLogger("edgewatch.pipeline")
+
+ERROR_LOG_INTERVAL_S = 10.0  # a model failing on every frame logs once per interval, not per frame
+
+
+@dataclass
+class _Media:
+    """Per open event: the best frame not yet written as a snapshot, and when it was last written."""
+
+    best: Frame | None = None
+    box: np.ndarray | None = None
+    score: float = 0.0
+    written: float = float("-inf")
+
+
+class Pipeline:
+    def __init__(self, config: Config, detector: Detector, events):
+        """`events`: an EventLog (upsert, record_system, stats); capture losses and recoveries go
+        to its record_system too."""
+        self.config = config
+        self.events = events
+        self.slot = LatestFrameSlot()
+        self.stats = PipelineStats()
+        self.tracker = IoUTracker(config.tracker.iou, config.tracker.min_hits, config.tracker.max_missed_s)
+        self.detector = detector
+        self.filter = DetectionFilter(config.detect, detector.labels)
+        self.capture = self._make_capture(config.camera)
+        self.heartbeat = time.monotonic()
+        self.first_inference = threading.Event()
+        self.paused = False
+        self.budget_fps: float | None = None
+        self._media: dict[str, _Media] = {}
+        # A reloaded config and/or a tested detector, for the inference thread to adopt between frames.
+        self._pending_lock = threading.Lock()
+        self._pending_config = None
+        self._pending_detector: Detector | None = None
+        self._last_frame: Frame | None = None
+        self._last_error_log = float("-inf")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="edgewatch-inference", daemon=True)
+        self._proc = psutil.Process()
+        self._cpu_sample = (time.monotonic(), sum(self._proc.cpu_times()[:2]), 0.0)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def _make_capture(self, camera: CameraConfig) -> Capture:
+        return Capture(source_factory(camera), self.slot, open_timeout_s=camera.open_timeout_s,
+                       read_timeout_s=camera.read_timeout_s, backoff_min_s=camera.reconnect_min_s,
+                       backoff_max_s=camera.reconnect_max_s, on_event=self.events.record_system)
+
+    def start(self) -> None:
+        self.capture.start()
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Stop capture, let the current inference finish, end every open event."""
+        self.capture.stop(timeout=min(timeout, 2.0))
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("inference still busy after %.1f s; ending open events anyway", timeout)
+        self._dispatch(self.tracker.close_all(), None)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- the inference thread -----------------------------------------------------------------------
+
+    @property
+    def rate_limit(self) -> float | None:
+        limits = [r for r in (self.config.detect.max_fps, self.budget_fps) if r]
+        return min(limits) if limits else None
+
+    def _run(self) -> None:
+        next_due = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            self.heartbeat = now
+            try:
+                if self._pending_config is not None or self._pending_detector is not None:
+                    self._apply_pending()
+                rate = self.rate_limit
+                if self.paused or (rate and now < next_due):
+                    # Frames left in the slot are overwritten and counted as dropped (a recording
+                    # read as fast as possible just waits). After a rate-limit wait the newest
+                    # frame is taken: never one taken early and left to age.
+                    self._stop.wait(0.25 if self.paused else min(next_due - now, 0.25))
+                    self._dispatch(self.tracker.expire(time.monotonic()), None)
+                    continue
+                frame = self.slot.take(0.25)
+                if frame is None:
+                    self._dispatch(self.tracker.expire(time.monotonic()), None)
+                else:
+                    next_due = now + 1.0 / rate if rate else 0.0
+                    self._infer(frame)
+                self._write_pending(time.monotonic())
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive anything one frame does
+                self._failed(f"pipeline error: {exc}", exc_info=True)
+
+    def _failed(self, message: str, exc_info: bool = False) -> None:
+        self.stats.error(message)
+        now = time.monotonic()
+        if now - self._last_error_log >= ERROR_LOG_INTERVAL_S:
+            self._last_error_log = now
+            log.error("%s (%d errors so far)", message, self.stats.errors, exc_info=exc_info)
+
+    def _infer(self, frame: Frame) -> None:
+        detector = self.detector
+        try:
+            det = detector.detect(frame.image)
+        except Exception as exc:  # noqa: BLE001 - one bad frame (or a failing model) is survived
+            self._failed(f"inference failed on frame {frame.seq}: {exc}")
+            return
+        done = time.monotonic()
+        self.stats.inference(done, done - frame.monotonic, detector.timings.invoke_ms)
+        self._last_frame = frame
+        self.first_inference.set()
+        h, w = frame.image.shape[:2]
+        self._dispatch(self.tracker.update(self.filter(det, w, h), frame.monotonic, frame.wall), frame)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def _event(self, t: Track, end: float | None) -> Event:
+        det = self.detector
+        return Event(id=t.id, label=label_for(det.labels, t.class_id), class_id=t.class_id, score=t.best_score,
+                     start=t.first_seen, end=end, box=tuple(float(v) for v in t.best_box),
+                     source=self.config.camera.name, model=f"{det.bundle.name}:{det.variant.name}")
+
+    def _write(self, t: Track, media: _Media, end: float | None) -> None:
+        jpeg = None
+        if media.best is not None:
+            ev = self.config.events
+            try:
+                jpeg = snapshot.encode(media.best, media.box, t.class_id, media.score, self.detector.labels,
+                                       ev.snapshot, ev.snapshot_quality)
+            except Exception as exc:  # noqa: BLE001 - an event without a snapshot beats no event
+                self._failed(f"snapshot of event {t.id} failed: {exc}")
+            media.best = None  # written: let the frame go
+        self.events.upsert(self._event(t, end), jpeg)
+        media.written = time.monotonic()
+
+    def _dispatch(self, updates: list[TrackUpdate], frame: Frame | None) -> None:
+        for u in updates:
+            t = u.track
+            media = self._media.setdefault(t.id, _Media())
+            if frame is not None and (u.kind == "start" or t.improved):
+                media.best, media.box, media.score = frame, t.box, t.score
+            if u.kind == "start":
+                self._write(t, media, None)
+            elif u.kind == "end":
+                self._write(t, media, t.last_seen)
+                del self._media[t.id]
+            # "update": written by _write_pending, at most every update_interval_s
+
+    def _write_pending(self, now: float) -> None:
+        interval = self.config.events.update_interval_s
+        for t in self.tracker.tracks:
+            media = self._media.get(t.id)
+            if media is not None and media.best is not None and now - media.written >= interval:
+                self._write(t, media, None)
+
+    # -- reconfiguration (SIGHUP) and the monitor's knobs ----------------------------------------------
+
+    def reconfigure(self, config: Config, detector: Detector) -> None:
+        """Adopt a reloaded config and its already tested detector. A new camera config restarts
+        capture now; the rest is applied by the inference thread between two frames."""
+        if config.camera != self.config.camera:
+            self.capture.stop()
+            self.capture = self._make_capture(config.camera)
+            self.capture.start()
+        with self._pending_lock:
+            self._pending_config, self._pending_detector = config, detector
+
+    def _apply_pending(self) -> None:
+        with self._pending_lock:
+            config = self._pending_config or self.config
+            detector = self._pending_detector or self.detector
+            self._pending_config = self._pending_detector = None
+        if detector.labels != self.detector.labels:
+            # Class ids mean other things now: end what the old model saw.
+            self._dispatch(self.tracker.close_all(), None)
+        self.config = config
+        self.detector = detector
+        self.filter = DetectionFilter(config.detect, detector.labels)
+        self.tracker.configure(config.tracker.iou, config.tracker.min_hits, config.tracker.max_missed_s)
+
+    def test_frame(self) -> Frame | None:
+        """A recent real frame to test a new model on before it serves (None before the first)."""
+        return self.slot.peek() or self._last_frame
+
+    def _swap(self, detector: Detector) -> None:
+        with self._pending_lock:
+            self._pending_detector = detector
+
+    def set_rate_limit(self, fps: float | None) -> None:
+        self.budget_fps = fps
+
+    def set_threads(self, n: int) -> None:
+        """Reload the current variant with `n` threads; tested before it replaces the old one."""
+        if n != self.detector.model.threads:
+            self._swap(load_and_test(self.config.model, variant=self.detector.variant.name, threads=n, frame=self.test_frame()))
+
+    def set_variant(self, name: str) -> None:
+        """Switch bundle variant; loaded and tested first, raises (and keeps the old) on failure."""
+        if name != self.detector.variant.name:
+            self._swap(load_and_test(self.config.model, variant=name, threads=self.detector.model.threads, frame=self.test_frame()))
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+
+    def shed_caches(self) -> None:
+        """Give memory back: frames held for snapshots, Python's garbage, and the C heap's free pages."""
+        self._last_frame = None
+        gc.collect()
+        heap.trim()
+
+    def cpu_percent(self) -> float:
+        """Process CPU use (100 = one core) since the previous sample at least 0.5 s ago."""
+        t0, c0, last = self._cpu_sample
+        now = time.monotonic()
+        if now - t0 < 0.5:
+            return last
+        c = sum(self._proc.cpu_times()[:2])
+        value = 100.0 * (c - c0) / (now - t0)
+        self._cpu_sample = (now, c, value)
+        return value
+
+    def figures(self) -> dict:
+        det = self.detector
+        return {"fps": round(self.stats.fps(time.monotonic()), 2), "invoke_ms": round(self.stats.invoke_ms, 2),
+                "cpu_percent": round(self.cpu_percent(), 1), "rss_mb": round(self._proc.memory_info().rss / 2**20, 1),
+                "variant": det.variant.name, "threads": det.model.threads}

@@ -1,0 +1,58 @@
+"""The pipeline's running figures: counts, frame rate, invoke time, frame age at detection.
+
+Everything here is bounded (fixed-size windows), since the daemon runs for months.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+import numpy as np
+
+WINDOW = 256  # inferences kept for the rate and age figures
+
+
+class PipelineStats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.inferred = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self.invoke_ms = 0.0
+        self.invoke_total_s = 0.0  # time spent in invoke, all told: pipeline fps x this = model busy share
+        self._times: deque[float] = deque(maxlen=WINDOW)
+        self._ages: deque[float] = deque(maxlen=WINDOW)
+
+    def inference(self, done_mono: float, age_s: float, invoke_ms: float) -> None:
+        with self._lock:
+            self.inferred += 1
+            self.invoke_total_s += invoke_ms / 1e3
+            self._times.append(done_mono)
+            self._ages.append(age_s)
+            # A light smoothing: one slow invoke should not swing the monitor's decisions.
+            self.invoke_ms = invoke_ms if self.inferred == 1 else 0.8 * self.invoke_ms + 0.2 * invoke_ms
+
+    def error(self, message: str) -> None:
+        with self._lock:
+            self.errors += 1
+            self.last_error = message
+
+    def fps(self, now_mono: float, horizon_s: float = 5.0) -> float:
+        """Inferences per second over the recent window (0 when none within `horizon_s`)."""
+        with self._lock:
+            times = [t for t in self._times if now_mono - t <= horizon_s]
+        if len(times) < 2:
+            return 0.0
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-9)
+
+    def ages_ms(self) -> dict[str, float]:
+        with self._lock:
+            ages = np.array(self._ages, np.float64) * 1e3
+        if not len(ages):
+            return {"p50": 0.0, "p95": 0.0}
+        return {"p50": round(float(np.percentile(ages, 50)), 1), "p95": round(float(np.percentile(ages, 95)), 1)}
+
+    def last_inference(self) -> float | None:
+        with self._lock:
+            return self._times[-1] if self._times else None

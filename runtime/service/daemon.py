@@ -1,0 +1,295 @@
+"""`edgewatch run`: the daemon's life from start to exit.
+
+The main thread owns signals, sd_notify and status.json; the pipeline runs on its own threads
+and the resource monitor on another. SIGTERM/SIGINT: stop capture, end open events, flush the
+log, exit 0 (within 5 s). SIGHUP: reload config and model; the new model is loaded and tested on
+a real frame first, and on any failure the running config and model stay and the failure is
+logged. READY=1 follows the first successful inference; WATCHDOG=1 is sent only while the
+pipeline's own heartbeat is fresh, so a stuck inference gets the service restarted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from .. import exitcodes
+from .. import paths as state_paths
+from ..events.model import Retention
+from ..events.writer import EventLog
+from ..pipeline import Pipeline
+from ..pipeline.models import describe, load_and_test
+from . import config as config_mod
+from . import heap
+from . import status as status_mod
+from .notify import Notifier, WatchdogFeeder
+
+log = logging.getLogger("edgewatch.daemon")
+
+STATUS_INTERVAL_S = 1.0
+HEAP_TRIM_INTERVAL_S = 30.0  # see service/heap.py
+STALL_S = 5.0  # no inference for this long (beyond the rate limit) while a camera streams: degraded
+SHUTDOWN_BUDGET_S = 4.0  # systemd's stop timeout is ours to respect; the brief allows 5 s
+
+
+class Daemon:
+    def __init__(self, config_path: Path | None, state_dir: Path, *, duration: float | None = None,
+                 overrides: Callable[[config_mod.Config], config_mod.Config] = lambda c: c):
+        self.config_path = config_path
+        self.state_dir = Path(state_dir)
+        self.duration = duration
+        self.overrides = overrides
+        self.notifier = Notifier()
+        self.status_path = status_mod.status_file(self.state_dir)
+        self.started = time.time()
+        self.last_error: str | None = None
+        self.exit_code = exitcodes.OK
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._reload = False
+        self._status_failing = False
+        self.monitor = None
+        self._monitor_thread: threading.Thread | None = None
+
+    def load_config(self) -> config_mod.Config:
+        return self.overrides(config_mod.load(self.config_path))
+
+    # -- signals ------------------------------------------------------------------------------------
+
+    def _on_stop(self, signum, _frame) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        self._stop.set()
+        self._wake.set()
+
+    def _on_hup(self, _signum, _frame) -> None:
+        self._reload = True
+        self._wake.set()
+
+    # -- start, loop, stop --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        # First of all, so a SIGTERM during start-up (model loading) still means a clean stop.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        self.config = self.load_config()  # a bad config at start is the caller's error (exit 2)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        detector = load_and_test(self.config.model, variant=self._variant_for(self.config))  # so is a model that cannot serve
+        ev = self.config.events
+        self.events = EventLog(self.state_dir / state_paths.EVENTS_DB, self.state_dir / state_paths.SNAPSHOTS,
+                               Retention(ev.max_age_days, int(ev.max_mb * 2**20)), ev.batch_seconds,
+                               journal_lines=ev.journal)
+        self.pipeline = Pipeline(self.config, detector, self.events)
+        self._set_budgets(self.config.budget)
+        self.pipeline.start()
+        log.info("running %s (%s) on %s; state in %s", detector.bundle.name, detector.variant.name,
+                 self.pipeline.capture.describe or self.config.camera.source, self.state_dir)
+        self.events.record_system("started", f"edgewatch started ({self.config.describe})",
+                                  {"pid": os.getpid(), "model": describe(detector), "source": self.config.camera.source})
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+        return self.exit_code
+
+    def _loop(self) -> None:
+        t0 = time.monotonic()
+        ready = False
+        next_status = 0.0
+        next_trim = t0 + HEAP_TRIM_INTERVAL_S
+        feeder = WatchdogFeeder(self.notifier.watchdog_s) if self.notifier.watchdog_s else None
+        while not self._stop.is_set():
+            self._wake.wait(0.2)
+            self._wake.clear()
+            now = time.monotonic()
+            if self._reload:
+                self._reload = False
+                self.reload()
+            if not ready and self.pipeline.first_inference.is_set():
+                ready = True
+                self.notifier.ready(self._status_line())
+                log.info("first inference done: ready")
+            if feeder is not None and feeder.due(now, self.pipeline.heartbeat):
+                self.notifier.watchdog()
+            if now >= next_status:
+                next_status = now + STATUS_INTERVAL_S
+                self._publish("starting" if not ready else None)
+            if now >= next_trim:
+                next_trim = now + HEAP_TRIM_INTERVAL_S
+                heap.trim()
+            if not self.pipeline.alive:
+                log.critical("the inference thread has stopped; exiting so the service restarts")
+                self.exit_code = exitcodes.FAILURE
+                break
+            if self.duration is not None and now - t0 >= self.duration:
+                log.info("--duration %.1f s reached: stopping", self.duration)
+                break
+            if self.pipeline.capture.ended and self.pipeline.slot.peek() is None:
+                log.info("the source ended: stopping")
+                break
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + SHUTDOWN_BUDGET_S
+        self.notifier.stopping()
+        self._publish("stopping")
+        self._stop.set()
+        if self._monitor_thread is not None:
+            self._monitor_thread.join(1.0)
+        self.pipeline.stop(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
+        self.events.close(timeout=max(0.5, deadline - time.monotonic()))
+        self._publish("stopping")
+        self.notifier.close()
+        log.info("stopped")
+
+    # -- SIGHUP ---------------------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Reload config and model; all or nothing. True when the new ones are in service."""
+        self.notifier.reloading()
+        old = self.config
+        try:
+            config = self.load_config()
+            detector = load_and_test(config.model, variant=self._variant_for(config), frame=self.pipeline.test_frame())
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the running config and model
+            message = f"reload failed, still running {self.pipeline.detector.bundle.name} ({old.describe}): {exc}"
+            log.error("%s", message)
+            self.last_error = message
+            self.events.record_system("reload_failed", message, {"error": str(exc), "config": old.describe})
+            self.notifier.ready()
+            return False
+        self.pipeline.reconfigure(config, detector)
+        if config.events != old.events:
+            log.warning("[events] changes take effect at the next restart")
+        if config.budget != old.budget:
+            self._set_budgets(config.budget)
+        self.config = config
+        self.last_error = None
+        message = f"reloaded: {detector.bundle.name} ({detector.variant.name}) from {config.describe}"
+        log.info("%s", message)
+        self.events.record_system("reload", message, {"model": describe(detector), "config": config.describe})
+        self.notifier.ready()
+        return True
+
+    # -- the resource monitor ---------------------------------------------------------------------------
+
+    def _variant_for(self, config: config_mod.Config) -> str | None:
+        """Under a memory budget, the variant that fits, chosen before anything is loaded."""
+        budgets, model = config.budget, config.model
+        if budgets is None:
+            return model.variant
+        from ..bundle import find_manifest, load_manifest
+        from ..monitor.monitor import choose_variant
+
+        manifest = find_manifest(model.path)
+        if manifest is None or not manifest.is_file():
+            return model.variant  # a bare .tflite has one variant
+        variant, why = choose_variant(load_manifest(manifest), budgets, model.variant)
+        log.info("variant %s: %s", variant, why)
+        return variant
+
+    def _set_budgets(self, budgets) -> None:
+        """Start, retune or stop the resource monitor for `budgets` (None: no budgets)."""
+        if budgets is None:
+            self.monitor = None  # the monitor thread sees it and ends
+            return
+        if self.monitor is not None:
+            self.monitor.reload(budgets)
+            return
+        from ..interpreter import default_threads
+        from ..monitor.monitor import ResourceMonitor
+
+        self.monitor = ResourceMonitor(budgets, self.pipeline, self.events.record_system,
+                                       variants=self.pipeline.detector.bundle.variants,
+                                       max_threads=self.config.model.threads or default_threads(),
+                                       on_hard_limit=self._hard_limit)
+        self._monitor_thread = threading.Thread(target=self._monitor_loop, args=(self.monitor,),
+                                                name="edgewatch-monitor", daemon=True)
+        self._monitor_thread.start()
+
+    def _hard_limit(self, reason: str) -> None:
+        # Called on the monitor thread: the main thread does the stopping, then exits 75 so
+        # systemd restarts the service clean.
+        log.critical("hard memory budget breached (%s): exiting with code %d", reason, exitcodes.MEMORY_HARD_LIMIT)
+        self.exit_code = exitcodes.MEMORY_HARD_LIMIT
+        self._stop.set()
+        self._wake.set()
+
+    def _monitor_loop(self, monitor) -> None:
+        last_logged = float("-inf")
+        while not self._stop.is_set() and self.monitor is monitor:
+            try:
+                monitor.tick()
+            except Exception:  # noqa: BLE001 - a failing sensor must not stop the daemon
+                if time.monotonic() - last_logged > 60:
+                    last_logged = time.monotonic()
+                    log.exception("resource monitor tick failed")
+            self._stop.wait(1.0)
+
+    # -- status -----------------------------------------------------------------------------------------
+
+    def _state(self) -> str:
+        p = self.pipeline
+        if p.paused:
+            return "paused"
+        last = p.stats.last_inference()
+        limit = p.rate_limit
+        stall = STALL_S + (1.0 / limit if limit else 0.0)
+        if (p.capture.state != "streaming" or last is None or time.monotonic() - last > stall
+                or self.events.stats.get("failing")):
+            return "degraded"
+        return "running"
+
+    def status(self, state: str | None = None) -> dict:
+        p = self.pipeline
+        state = state or self._state()
+        ev = self.events.stats
+        now = time.monotonic()
+        return {
+            "pid": os.getpid(),
+            "started": round(self.started, 3),
+            "updated": round(time.time(), 3),
+            "state": state,
+            "healthy": state in ("running", "paused"),
+            "model": describe(p.detector),
+            "fps": round(p.stats.fps(now), 2),
+            "frames": {"captured": p.slot.put_count, "inferred": p.stats.inferred,
+                       "dropped": p.slot.dropped, "errors": p.stats.errors},
+            "events": {"written": ev.get("written", 0), "dropped": ev.get("dropped", 0),
+                       "pending": ev.get("pending", 0), "open": p.tracker.open_events},
+            "budget": self.monitor.status() if self.monitor is not None else {},
+            "last_error": self.last_error or p.stats.last_error or ev.get("failing")
+            or (p.capture.last_error if p.capture.state != "streaming" else None),
+            "source": {"name": self.config.camera.name, "state": p.capture.state, "describe": p.capture.describe,
+                       "losses": p.capture.losses},
+            "frame_age_ms": p.stats.ages_ms(),
+            "invoke_ms": round(p.stats.invoke_ms, 2),
+            "rate_limit_fps": p.rate_limit,
+            "config": self.config.describe,
+        }
+
+    def _status_line(self, status: dict | None = None) -> str:
+        s = status or self.status()
+        f = s["frames"]
+        return (f"{s['state']}: {s['fps']:.1f} fps, {f['inferred']} inferred, {f['dropped']} dropped, "
+                f"{s['events']['written']} events, camera {s['source']['state']}")
+
+    def _publish(self, state: str | None) -> None:
+        try:
+            status = self.status(state)
+        except Exception:  # noqa: BLE001
+            log.exception("building the status failed")
+            return
+        self.notifier.status(self._status_line(status))
+        try:
+            status_mod.write(self.status_path, status)
+        except OSError as exc:  # a full disk: keep running, say so once
+            if not self._status_failing:
+                log.warning("cannot write %s: %s", self.status_path, exc)
+            self._status_failing = True
+        else:
+            self._status_failing = False

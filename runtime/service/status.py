@@ -1,0 +1,45 @@
+"""status.json: the running daemon's health and figures, replaced atomically about once a second
+(docs/DESIGN.md). `edgewatch status`, rollout's health check and people read it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import paths as state_paths
+
+STALE_S = 5.0  # a status older than this means the daemon is stuck or gone
+
+
+def status_file(state_dir: Path) -> Path:
+    return Path(state_dir) / state_paths.STATUS
+
+
+def write(path: Path, status: dict[str, Any]) -> None:
+    """Replace the file whole (temp + rename): a reader sees the old status or the new, never half.
+    No fsync: it is rewritten every second and worthless after a power cut anyway."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(status, indent=1) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read(path: Path) -> dict[str, Any]:
+    """Raises FileNotFoundError, or ValueError for a file that is not a status object."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a status object")
+    return data
+
+
+def is_healthy(status: dict[str, Any], now: float | None = None) -> bool:
+    """Healthy = the daemon says so and said it within the last STALE_S seconds."""
+    now = time.time() if now is None else now
+    updated = status.get("updated")
+    return bool(status.get("healthy")) and isinstance(updated, (int, float)) and now - updated <= STALE_S

@@ -1,0 +1,114 @@
+"""The daemon's TOML config: typed, every default documented, unknown keys and bad values refused
+with the field's path; `edgewatch config check`."""
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from runtime.cli import main
+from runtime.schema import SchemaError
+from runtime.service import config
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "deploy" / "config.example.toml"
+
+
+def load_text(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return config.load(path)
+
+
+def test_example_documents_the_real_defaults():
+    """Every key the example sets is its default: the example config IS the documentation."""
+    documented = config.load(EXAMPLE)
+    defaults = config.parse({}, str(EXAMPLE), EXAMPLE.parent)
+    for section in ("camera", "model", "detect", "tracker", "events"):
+        assert getattr(documented, section) == getattr(defaults, section), section
+    # ...and it sets every key of every section but those whose default is "unset".
+    data = tomllib.loads(EXAMPLE.read_text())
+    for section in ("camera", "detect", "tracker", "events"):
+        fields = {f.name for f in dataclasses.fields(getattr(defaults, section))}
+        unset = {f for f in fields if getattr(getattr(defaults, section), f) is None}
+        assert fields - unset - set(data[section]) == set(), section
+
+
+def test_embedded_default_is_the_bundled_model_on_the_bundled_video():
+    cfg = config.load(None)
+    assert cfg.source_file is None
+    assert Path(cfg.camera.source).name == "vtest.avi" and cfg.camera.loop
+    assert not cfg.camera.as_fast_as_possible
+    assert cfg.model.path.name == "person-ssdlite"
+
+
+def test_values_and_relative_paths(tmp_path):
+    cfg = load_text(tmp_path, """
+[camera]
+source = "clips/door.mp4"
+fps = 12.5
+[model]
+path = "models/current"
+threads = 2
+[detect]
+labels = ["person"]
+min_area = 0.01
+[[detect.zones]]
+name = "door"
+polygon = [[0, 0.5], [0.5, 0.5], [0.5, 1]]
+""")
+    assert cfg.camera.source == str(tmp_path / "clips" / "door.mp4")
+    assert cfg.camera.fps == 12.5
+    assert cfg.model.path == tmp_path / "models" / "current" and cfg.model.threads == 2
+    assert cfg.detect.labels == ("person",) and cfg.detect.zones[0].polygon[2] == (0.5, 1.0)
+    assert load_text(tmp_path, "[camera]\nsource = 2\n").camera.source == "2"
+    assert load_text(tmp_path, '[camera]\nsource = "rtsp://cam/1"\n').camera.source == "rtsp://cam/1"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[camera]\nfps = 0\n", "camera.fps: must be > 0, got 0"),
+    ("[camera]\nfsp = 10\n", "camera.fsp: unknown key"),
+    ("[kamera]\n", "kamera: unknown key"),
+    ("[camera]\nwidth = 640\n", "camera.height: set width and height together"),
+    ("[camera]\nsource = true\n", "camera.source: must be a device index"),
+    ("[camera]\nreconnect_min_s = 10\nreconnect_max_s = 1\n", "camera.reconnect_max_s: must be >= reconnect_min_s"),
+    ("[model]\nthreads = 0\n", "model.threads: must be >= 1, got 0"),
+    ("[detect]\nmin_score = 1.5\n", "detect.min_score: must be <= 1"),
+    ("[detect]\nlabels = \"person\"\n", "detect.labels: must be a list"),
+    ("[[detect.zones]]\nname = \"a\"\npolygon = [[0, 0], [1, 0]]\n", "detect.zones[0].polygon: needs at least 3 points"),
+    ("[[detect.zones]]\nname = \"a\"\npolygon = [[0, 0], [1, 0], [2, 1]]\n", "detect.zones[0].polygon[2]: must be [x, y]"),
+    ("[tracker]\niou = 0\n", "tracker.iou: must be > 0"),
+    ("[events]\nsnapshot = \"full\"\n", "events.snapshot: 'full' is not one of box, crop, none"),
+    ("camera = 3\n", "camera: must be a table"),
+    ("[camera\n", "not valid TOML"),
+])
+def test_bad_values_name_their_field(tmp_path, text, message):
+    with pytest.raises(SchemaError) as exc:
+        load_text(tmp_path, text)
+    assert message in str(exc.value)
+    assert str(exc.value).startswith(str(tmp_path / "config.toml"))
+    assert "\n" not in str(exc.value)
+
+
+def test_config_check_command(tmp_path, capsys, blazeface_bundle):
+    good = tmp_path / "good.toml"
+    good.write_text(f'[camera]\nsource = "0"\n[model]\npath = "{blazeface_bundle}"\n[detect]\nlabels = ["face"]\n')
+    assert main(["config", "check", "--config", str(good)]) == 0
+    assert "ok: " in capsys.readouterr().out
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[camera]\nfps = -1\n")
+    assert main(["config", "check", "--config", str(bad)]) == 2
+    assert capsys.readouterr().err.strip() == f"edgewatch config: error: {bad}: camera.fps: must be > 0, got -1"
+
+    wrong_label = tmp_path / "label.toml"
+    wrong_label.write_text(f'[model]\npath = "{blazeface_bundle}"\n[detect]\nlabels = ["person"]\n')
+    assert main(["config", "check", "--config", str(wrong_label)]) == 2
+    assert "detect.labels: 'person' not among the model's labels" in capsys.readouterr().err
+
+    missing_model = tmp_path / "nomodel.toml"
+    missing_model.write_text('[model]\npath = "nowhere"\n')
+    assert main(["config", "check", "--config", str(missing_model)]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert main(["config", "check", "--no-model", "--config", str(missing_model)]) == 0
