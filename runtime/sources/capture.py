@@ -21,7 +21,7 @@ import time
 from typing import Callable
 
 from .base import Frame, Source, SourceEnded
-from .slot import LatestFrameSlot
+from .slot import LatestSlot
 
 log = logging.getLogger("edgewatch.capture")
 
@@ -34,7 +34,7 @@ EventSink = Callable[[str, str, dict], None]
 
 
 class _Reader(threading.Thread):
-    def __init__(self, source: Source, slot: LatestFrameSlot, seq: itertools.count):
+    def __init__(self, source: Source, slot: LatestSlot[Frame], seq: itertools.count):
         super().__init__(name="edgewatch-reader", daemon=True)
         self.source, self.slot, self.seq = source, slot, seq
         self.opened = threading.Event()
@@ -78,7 +78,7 @@ class Capture:
     def __init__(
         self,
         make_source: Callable[[], Source],
-        slot: LatestFrameSlot,
+        slot: LatestSlot[Frame],
         *,
         open_timeout_s: float = 10.0,
         read_timeout_s: float = 5.0,

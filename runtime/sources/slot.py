@@ -1,24 +1,26 @@
-"""The latest-frame slot between capture and inference: holds one frame, never a queue.
+"""The latest-frame slot between capture and inference: holds one item, never a queue.
 
-Capture overwrites; inference takes the newest. A frame overwritten before anyone took it is
-counted as dropped, so memory stays at one frame whatever the speed mismatch.
+The producer overwrites; the consumer takes the newest. An item overwritten before anyone took it
+is counted as dropped, so memory stays at one frame whatever the speed mismatch. The pipeline
+uses a second slot between preprocessing and invoke.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Generic, TypeVar
 
-from .base import Frame
+T = TypeVar("T")
 
 
-class LatestFrameSlot:
+class LatestSlot(Generic[T]):
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._frame: Frame | None = None
+        self._frame: T | None = None
         self.put_count = 0
         self.dropped = 0
 
-    def put(self, frame: Frame) -> None:
+    def put(self, frame: T) -> None:
         with self._cond:
             if self._frame is not None:
                 self.dropped += 1
@@ -26,8 +28,8 @@ class LatestFrameSlot:
             self.put_count += 1
             self._cond.notify_all()
 
-    def take(self, timeout: float) -> Frame | None:
-        """The newest frame not yet taken, waiting up to `timeout` seconds; None if none came."""
+    def take(self, timeout: float) -> T | None:
+        """The newest item not yet taken, waiting up to `timeout` seconds; None if none came."""
         with self._cond:
             if self._frame is None:
                 self._cond.wait(timeout)
@@ -43,7 +45,7 @@ class LatestFrameSlot:
                 self._cond.wait(timeout)
             return self._frame is None
 
-    def peek(self) -> Frame | None:
+    def peek(self) -> T | None:
         """The newest frame without taking it (to test a model on real footage before a swap)."""
         with self._cond:
             return self._frame
