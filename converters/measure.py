@@ -8,6 +8,7 @@ workstation's figure; the board's comes from `edgewatch bench` on the board.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -18,6 +19,8 @@ import numpy as np
 
 from runtime.interpreter import Model
 from runtime.preprocess import InputSpec, Preprocessor
+
+log = logging.getLogger(__name__)
 
 # Float by design in a quantized model: the boundary (de)quantizers and the NMS custom op.
 _FLOAT_BY_DESIGN = {"QUANTIZE", "DEQUANTIZE", "TFLite_Detection_PostProcess", "CUSTOM"}
@@ -81,8 +84,14 @@ def peak_rss_mb(bundle: Path, variant: str, threads: int) -> float | None:
     """
     cmd = [sys.executable, "-m", "runtime.cli", "bench", str(bundle), "--variant", variant, "--threads", str(threads),
            "--runs", "3", "--warmup", "1", "--json"]
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
+    except subprocess.TimeoutExpired:
+        log.warning("%s: %s: peak RSS not measured (bench timed out); memory budgets cannot gate this variant", bundle, variant)
+        return None
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{"):
             return json.loads(line).get("peak_rss_mb")
+    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    log.warning("%s: %s: peak RSS not measured (bench exit %d: %s); memory budgets cannot gate this variant", bundle, variant, proc.returncode, last)
     return None

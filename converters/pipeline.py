@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime import __version__
-from runtime.bundle import MANIFEST, MODEL, BundleError, load_manifest, sha256_file, write_manifest
+from runtime.bundle import MANIFEST, MODEL, BundleError, input_to_json, load_manifest, sha256_file, write_manifest
 from runtime.decoders import DecoderError
 from runtime.detector import Detector, DetectorOptions
 from runtime.interpreter import Model, ModelError, default_threads
@@ -91,14 +91,6 @@ def _variants(opts: ConvertOptions, source: SourceModel) -> list[_Variant]:
     return out
 
 
-def _normalization(spec: InputSpec) -> dict:
-    """As a range when every channel has the same scaling (how people write it), else mean/std."""
-    if len(set(spec.mean)) == 1 and len(set(spec.std)) == 1:
-        lo = -spec.mean[0] / spec.std[0]
-        return {"range": [round(lo, 6), round(lo + 255.0 / spec.std[0], 6)]}
-    return {"mean": list(spec.mean), "std": list(spec.std)}
-
-
 def _convert_variant(v: _Variant, source: SourceModel, opts: ConvertOptions, calibration: list[np.ndarray]) -> None:
     head = source.head
     function = head.scored_function if v.postprocess else source.function
@@ -141,8 +133,7 @@ def _manifest(opts: ConvertOptions, source: SourceModel, variants: list[_Variant
         "name": opts.name or opts.output.name,
         "labels": source.labels,
         "source": {"file": source.path.name, "format": source.format, "sha256": sha256_file(source.path) if source.path.is_file() else None},
-        "input": {"width": spec.width, "height": spec.height, "color": spec.color, "resize": spec.resize,
-                  "interpolation": spec.interpolation, "normalization": _normalization(spec)},
+        "input": input_to_json(spec),
         "output": output,
         "default_variant": default,
         "variants": entries,

@@ -88,7 +88,11 @@ def _from_folder(path: Path, samples: int, held_out: int) -> Samples:
             frames.append(img)
         return frames
 
-    cal_files, held_files = files[0::2][:samples], files[1::2][:held_out]
+    # The video's rule: calibration from the first half, held-out from the second, each spread
+    # over its half. Neighbouring files (frames exported from one camera) never end up on both sides.
+    split = len(files) // 2 if held_out else len(files)
+    cal_files = [files[i] for i in _spread(0, split, samples)]
+    held_files = [files[i] for i in _spread(split, len(files), held_out)] if held_out else []
     cal, held = read(cal_files), read(held_files)
     if not cal or (held_out and not held):
         raise SourceError(f"{path}: no readable images for {'calibration' if not cal else 'held-out samples'}")

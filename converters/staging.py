@@ -24,8 +24,9 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-class Interrupted(Exception):
-    """SIGTERM or SIGHUP arrived while the bundle was being built."""
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP arrived while the bundle was being built. A BaseException, as
+    KeyboardInterrupt is, so no `except Exception` on the way turns it into a conversion failure."""
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -50,17 +51,43 @@ def check_replaceable(target: Path, marker: str) -> None:
         raise SourceError(f"{target}: exists and is not a bundle (no {marker}); not replacing it")
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Every file and the folder itself on disk before the rename publishes them: after a power
+    cut a bundle that looks complete must be complete."""
+    for path in [*sorted(p for p in folder.rglob("*") if p.is_file()), folder]:
+        _fsync(path)
+
+
 def _replace(staging: Path, target: Path) -> None:
-    if not target.exists():
-        staging.rename(target)
-        return
-    if _exchange(staging, target):
-        shutil.rmtree(staging)  # now holds the old bundle
-        return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    _fsync_tree(staging)
+    # No signal may land between the renames: it could strand the old bundle and delete the new.
+    blocked = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        if not target.exists():
+            staging.rename(target)
+        elif _exchange(staging, target):
+            shutil.rmtree(staging)  # now holds the old bundle
+        else:
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            target.rename(old)
+            try:
+                staging.rename(target)
+            except OSError:
+                old.rename(target)  # put the old bundle back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        _fsync(target.parent)  # the rename itself
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _raise_interrupted(signum, _frame):
@@ -78,7 +105,9 @@ def staged_folder(target: Path, marker: str) -> Iterator[Path]:
     umask = os.umask(0)
     os.umask(umask)
     staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the bundle from the service's user
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # Not where the signal is ignored: under nohup a dropped ssh session must not end the run.
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield staging
         check_replaceable(target, marker)  # again: it may have changed during a long conversion

@@ -26,6 +26,8 @@ options:
   --source DIR     the edgewatch source to install (default: the checkout this script is in)
   --python PATH    interpreter for the venv (default: /usr/bin/python3, must be >= 3.11)
   --offline        pip: no index, no dependencies (they must come from the system site packages)
+  --converter      a build host, not a board: also the converter (TensorFlow, the [convert] extra)
+                   and edgewatch-convert@.service for conversions started over ssh
   --no-apt         skip apt-get
   --no-start       enable the service but do not (re)start it
 EOF
@@ -49,7 +51,9 @@ CONF=/etc/edgewatch
 UNITDIR=/etc/systemd/system
 LINK=/usr/local/bin/edgewatch
 SVC_USER=edgewatch
-UNITS=(edgewatch.service "edgewatch-convert@.service")
+UNITS=(edgewatch.service)
+ALL_UNITS=(edgewatch.service "edgewatch-convert@.service")
+CONVERTER=0
 
 die() { echo "install.sh: error: $*" >&2; exit 2; }
 note() { echo "install.sh: $*" >&2; }
@@ -63,6 +67,7 @@ while [[ $# -gt 0 ]]; do
         --source) [[ $# -ge 2 ]] || die "--source needs a folder"; SOURCE=$(realpath -m "$2"); shift ;;
         --python) [[ $# -ge 2 ]] || die "--python needs a path"; PYTHON=$2; shift ;;
         --offline) OFFLINE=1 ;;
+        --converter) CONVERTER=1; UNITS+=("edgewatch-convert@.service") ;;
         --no-apt) APT=0 ;;
         --no-start) START=0 ;;
         -h|--help) usage; exit 0 ;;
@@ -105,6 +110,8 @@ os_release() {
 apt_packages() {
     [[ $APT == 1 ]] || { note "apt: skipped"; return; }
     local pkgs=(python3 python3-venv python3-pip ca-certificates) missing=()
+    # Empty package lists (a fresh image) would make picamera2 look absent from the archive.
+    if ! compgen -G "/var/lib/apt/lists/*_Packages" >/dev/null; then run apt-get update -q; fi
     # picamera2 (and libcamera under it) cannot be built by pip: apt's, seen through the venv.
     if apt-cache policy python3-picamera2 2>/dev/null | grep -q 'Candidate: [0-9]'; then
         pkgs+=(python3-picamera2)
@@ -166,14 +173,17 @@ make_venv() {
     else
         run "$PYTHON" -m venv --system-site-packages "$ROOT$VENV"
     fi
-    # The runtime alone: the project without its [convert] extra, so never TensorFlow on a board.
+    # The runtime alone: the project without its [convert] extra, so never TensorFlow on a board
+    # (a build host asks for the converter with --converter).
     local pip=("$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+    local what=$SOURCE
+    if [[ $CONVERTER == 1 ]]; then what="$SOURCE[convert]"; fi
     if [[ $OFFLINE == 1 ]]; then
         pip+=(--no-index --no-deps --no-build-isolation)
     else
         pip+=(--upgrade)
     fi
-    run "${pip[@]}" "$SOURCE"
+    run "${pip[@]}" "$what"
     run ln -sfn "$VENV/bin/edgewatch" "$ROOT$LINK"
 }
 
@@ -244,15 +254,16 @@ uninstall() {
     elif live_systemd; then
         run systemctl disable --now edgewatch.service || true
     fi
-    for unit in "${UNITS[@]}"; do
+    for unit in "${ALL_UNITS[@]}"; do
         if [[ -e $ROOT$UNITDIR/$unit ]]; then run rm -f "$ROOT$UNITDIR/$unit"; fi
     done
     if live_systemd; then run systemctl daemon-reload; fi
     if [[ -L $ROOT$LINK ]]; then run rm -f "$ROOT$LINK"; fi
     if [[ -e $ROOT$PREFIX ]]; then run rm -rf "$ROOT$PREFIX"; fi
-    # Models are copies of bundles kept elsewhere; the event log and snapshots are the user's data.
+    # The event log, snapshots and the rolled-out models are the user's (a reinstall to repair must
+    # not put the board back on the bundled model); --purge removes them too.
     local path
-    for path in models staging status.json; do
+    for path in staging status.json; do
         if [[ -e $ROOT$STATE/$path ]]; then run rm -rf "$ROOT$STATE/$path"; fi
     done
     if [[ $PURGE == 1 ]]; then

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .atomic import replace_bytes
 from .preprocess import COLORS, INTERPOLATIONS, RESIZES, InputSpec
 from .schema import SchemaError, Table
 
@@ -147,13 +148,20 @@ def parse_input(t: Table) -> InputSpec:
 
 
 def input_to_json(spec: InputSpec) -> dict[str, Any]:
+    """The manifest's `input` section for a spec: the one writer (parse_input is the one reader)."""
+    if len(set(spec.mean)) == 1 and len(set(spec.std)) == 1:
+        # as a range when every channel scales alike: how people write it
+        lo = -spec.mean[0] / spec.std[0]
+        normalization: dict[str, Any] = {"range": [round(lo, 6), round(lo + 255.0 / spec.std[0], 6)]}
+    else:
+        normalization = {"mean": list(spec.mean), "std": list(spec.std)}
     return {
         "width": spec.width,
         "height": spec.height,
         "color": spec.color,
         "resize": spec.resize,
         "interpolation": spec.interpolation,
-        "normalization": {"mean": list(spec.mean), "std": list(spec.std)},
+        "normalization": normalization,
         "pad_value": spec.pad_value,
     }
 
@@ -284,7 +292,5 @@ def find_manifest(path: Path) -> Path | None:
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     target = Path(folder) / MANIFEST
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(target)
+    replace_bytes(target, (json.dumps(manifest, indent=2) + "\n").encode())
     return target

@@ -25,16 +25,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "monitor": ("runtime.commands.monitor", "live memory, power, temperature figures and budget state"),
     "activate": ("runtime.commands.activate", "on a board: switch to a staged bundle, wait for health, roll back on failure"),
     "deploy": ("runtime.commands.deploy", "roll a bundle out to one or many boards over ssh"),
-    "convert": ("converters.cli", "turn a trained model into a quantized, measured bundle (workstation)"),
-    "report": ("converters.report_cli", "print or plot a bundle's conversion report"),
+}
+# Workstation commands, installed by other packages under the entry-point group below
+# (pyproject.toml declares the converter's): listed here for --help only.
+PLUGIN_GROUP = "edgewatch.commands"
+WORKSTATION_COMMANDS = {
+    "convert": "turn a trained model into a quantized, measured bundle (workstation)",
+    "report": "print or plot a bundle's conversion report (workstation)",
 }
 
 
 def _usage() -> str:
-    width = max(map(len, COMMANDS))
-    lines = [f"usage: edgewatch COMMAND [options]   (edgewatch COMMAND --help)", "", "commands:"]
-    lines += [f"  {name:<{width}}  {help_}" for name, help_ in COMMANDS.items()]
+    helps = {**{name: h for name, (_, h) in COMMANDS.items()}, **WORKSTATION_COMMANDS}
+    width = max(map(len, helps))
+    lines = ["usage: edgewatch COMMAND [options]   (edgewatch COMMAND --help)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, help_ in helps.items()]
     return "\n".join(lines)
+
+
+def _plugin_module(name: str) -> str | None:
+    from importlib.metadata import entry_points
+
+    found = entry_points(group=PLUGIN_GROUP, name=name)
+    return next(iter(found)).value if found else None
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
@@ -56,14 +69,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgewatch {__version__}")
         return exitcodes.OK
     name = argv[0]
-    if name not in COMMANDS:
+    if name in COMMANDS:
+        module_name, help_ = COMMANDS[name]
+    elif name in WORKSTATION_COMMANDS:
+        module_name, help_ = _plugin_module(name), WORKSTATION_COMMANDS[name]
+        if module_name is None:
+            print(f"edgewatch {name}: error: not installed here (a workstation command: pip install 'edgewatch[convert]')", file=sys.stderr)
+            return exitcodes.FAILURE
+    else:
         print(f"edgewatch: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return exitcodes.BAD_INPUT
-    module_name, help_ = COMMANDS[name]
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        hint = " (install the workstation extra: pip install 'edgewatch[convert]')" if module_name.startswith("converters") else ""
+        hint = " (install the workstation extra: pip install 'edgewatch[convert]')" if name in WORKSTATION_COMMANDS else ""
         print(f"edgewatch {name}: error: cannot load ({exc}){hint}", file=sys.stderr)
         return exitcodes.FAILURE
     parser = argparse.ArgumentParser(prog=f"edgewatch {name}", description=help_)

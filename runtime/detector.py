@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import MANIFEST, Bundle, BundleError, Variant, load_manifest, read_labels, sha256_file
+from .bundle import MANIFEST, Bundle, BundleError, Variant, load_manifest, read_labels
 from .decoders import Decoder, DecoderContext, DecoderError, create_decoder
 from .decoders.ssd_postprocess import looks_like_postprocess
 from .decoders.yolo import yolo_layout
@@ -71,7 +71,6 @@ class Detector:
         self.labels = bundle.labels
         self.timings = Timings()
         self._input = np.empty(model.input.shape, model.input.dtype)
-        self._sha256: str | None = None
 
     @classmethod
     def create_from_options(cls, options: DetectorOptions) -> Detector:
@@ -108,10 +107,8 @@ class Detector:
 
     @property
     def sha256(self) -> str:
-        """Hash of the model file in use (what rollout and status compare)."""
-        if self._sha256 is None:
-            self._sha256 = sha256_file(self.variant.file)
-        return self._sha256
+        """Hash of the model in use, of the very bytes loaded (what rollout and status compare)."""
+        return self.model.sha256
 
     def infer(self, tensor: np.ndarray) -> Detections:
         """Invoke on an already preprocessed input and decode; boxes stay normalised."""

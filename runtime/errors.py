@@ -9,3 +9,8 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = exitcodes.BAD_INPUT):
         super().__init__(message)
         self.code = code
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for logs, status.json and events (cv2.error spans several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__

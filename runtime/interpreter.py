@@ -7,6 +7,7 @@ XNNPACK is the default CPU delegate in all three builds; `threads` sets its thre
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import struct
@@ -187,6 +188,7 @@ class Model:
             raise ModelError(f"{self.path}: cannot read ({exc.strerror})") from None
         check_flatbuffer(self.path, data)
         self.size_bytes = len(data)
+        self.sha256 = hashlib.sha256(data).hexdigest()  # of the bytes loaded, not of the file later
         self.backend = load_backend(backend)
         self.threads = threads or default_threads()
         try:

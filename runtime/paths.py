@@ -16,13 +16,17 @@ STATUS = "status.json"
 MODELS = "models"
 
 
-def state_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """`$STATE_DIRECTORY` (systemd's StateDirectory=), else `$XDG_STATE_HOME/edgewatch`, else `~/.local/state/edgewatch`."""
+def state_dir(environ: Mapping[str, str] | None = None, default: Path | None = None) -> Path:
+    """`$STATE_DIRECTORY` (systemd's StateDirectory=), else `default` when given (the board's
+    system folder, for commands acting on the service), else `$XDG_STATE_HOME/edgewatch`, else
+    `~/.local/state/edgewatch`."""
     env = os.environ if environ is None else environ
     # systemd joins several StateDirectory= entries with ':'; ours is the first.
     systemd = env.get("STATE_DIRECTORY", "").split(":")[0]
     if systemd:
         return Path(systemd)
+    if default is not None:
+        return default
     xdg = env.get("XDG_STATE_HOME", "")
     # The XDG spec says a relative value is invalid and must be ignored.
     if xdg and os.path.isabs(xdg):

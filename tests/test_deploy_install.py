@@ -87,9 +87,18 @@ def test_dry_run_prints_every_action_and_changes_nothing(tmp_path, source):
     assert f"pip install --quiet --disable-pip-version-check --no-index --no-deps --no-build-isolation {source}" in text
     assert f"install -m 0644 {source}/systemd/edgewatch.service {root}/etc/systemd/system/edgewatch.service" in text
     assert f"systemctl --root={root} enable edgewatch.service" in text
-    assert "tensorflow" not in text.lower()
+    assert "tensorflow" not in text.lower() and "[convert]" not in text and "edgewatch-convert@" not in text
     assert "target: raspbian bookworm" in r.stderr
     assert tree(root) == before
+
+
+def test_converter_host_gets_the_convert_extra_and_unit(tmp_path, source):
+    root = new_root(tmp_path / "root")
+    r = install(root, source, "--dry-run", "--converter")
+    assert r.returncode == 0, r.stderr
+    text = "\n".join(line[2:] for line in r.stderr.splitlines() if line.startswith("+ "))
+    assert f"--no-build-isolation {source}\\[convert\\]" in text  # as the dry run prints it (printf %q)
+    assert f"install -m 0644 {source}/systemd/edgewatch-convert@.service {root}/etc/systemd/system/edgewatch-convert@.service" in text
 
 
 def test_dry_run_on_this_machine_lists_apt_and_touches_nothing(source):
@@ -136,7 +145,7 @@ def test_install_reinstall_uninstall_purge(tmp_path, source):
     # the units: installed and enabled offline
     units = root / "etc/systemd/system"
     assert (units / "edgewatch.service").read_text() == (source / "systemd/edgewatch.service").read_text()
-    assert (units / "edgewatch-convert@.service").exists()
+    assert not (units / "edgewatch-convert@.service").exists()  # conversions belong on a build host (--converter)
     assert os.readlink(units / "multi-user.target.wants/edgewatch.service") == "/etc/systemd/system/edgewatch.service"
     assert (root / "etc/edgewatch/convert").is_dir()
     # the config: the example, valid, with the model where rollouts put it
@@ -162,7 +171,7 @@ def test_install_reinstall_uninstall_purge(tmp_path, source):
     assert (root / "etc/passwd").read_text() == passwd
     assert (root / "etc/edgewatch/config.toml").read_text() == "# edited by the admin\n"
 
-    # uninstall: the program, units and models go; the event log, snapshots, edited config and user stay
+    # uninstall: the program and units go; the event log, snapshots, models, edited config and user stay
     (state / "events.db").write_bytes(b"SQLite format 3\x00")
     (state / "snapshots").mkdir()
     (state / "snapshots/1.jpg").write_bytes(b"\xff\xd8")
@@ -170,9 +179,10 @@ def test_install_reinstall_uninstall_purge(tmp_path, source):
     assert r.returncode == 0, r.stderr
     for gone in ("opt/edgewatch", "usr/local/bin/edgewatch", "etc/systemd/system/edgewatch.service",
                  "etc/systemd/system/edgewatch-convert@.service", "etc/systemd/system/multi-user.target.wants/edgewatch.service",
-                 "var/lib/edgewatch/models", "var/lib/edgewatch/staging"):
+                 "var/lib/edgewatch/staging"):
         assert not os.path.lexists(root / gone), gone
     assert (state / "events.db").exists() and (state / "snapshots/1.jpg").exists()
+    assert os.path.isdir(state / "models/current")  # rolled-out bundles survive a reinstall
     assert (root / "etc/edgewatch/config.toml").exists()
     assert user(root, "edgewatch") is not None
 

@@ -9,7 +9,15 @@ for pkg in openssh-server openssh-client systemd passwd; do
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
     apt-get update -q
+    # Installing openssh-server would start sshd on 0.0.0.0:22; the tests start their own on
+    # 127.0.0.1, and nothing of ours listens beyond loopback: no service starts during this install.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true
 fi
 # sshd's privilege-separation folder (the tests create it too: /run is emptied at boot).
 install -d -m 0755 /run/sshd

@@ -112,8 +112,10 @@ def _find_head(g: _Graph) -> dict:
         if n.op.startswith("NonMaxSuppressionV") and "Postprocessor/" in n.name:
             ins = g.inputs(n)
             iou, score = g.const(ins[3]), g.const(ins[4]) if len(ins) > 4 else None
-            found["iou"] = float(iou) if iou is not None else None
-            found["nms_score_threshold"] = float(score) if score is not None else None
+            if iou is not None:  # not a constant in every export: the default then stands
+                found["iou"] = float(iou)
+            if score is not None:
+                found["nms_score_threshold"] = float(score)
             size = g.nodes[node_name(ins[2])]
             consts = [g.const(i) for i in g.inputs(size)] if size.op == "Minimum" else [g.const(ins[2])]
             consts = [int(c) for c in consts if c is not None]

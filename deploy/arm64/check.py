@@ -174,10 +174,10 @@ def print_plan(args: argparse.Namespace, cache: RootCache) -> None:
             for step in plan.tests:
                 print(f"  tests:   pip {' '.join(step)}")
             print(f"  tests:   python -m pytest -q {args.pytest_args}")
-        for model in [] if args.no_detect else args.models:
-            print(f"  detect:  edgewatch detect --json {model.name} {' '.join(i.name for i in args.images)}")
-    for model in [] if args.no_detect else args.models:
-        print(f"x86 reference: {sys.executable} -m runtime.cli detect --json {model} {' '.join(map(str, args.images))}")
+        for _, model, variant in [] if args.no_detect else detect_runs(args.models):
+            print(f"  detect:  edgewatch {' '.join(detect_command(model.name, variant, [i.name for i in args.images]))}")
+    for _, model, variant in [] if args.no_detect else detect_runs(args.models):
+        print(f"x86 reference: {sys.executable} -m runtime.cli {' '.join(detect_command(str(model), variant, list(map(str, args.images))))}")
 
 
 def build_wheel(source: Path, dest: Path) -> Path:
@@ -191,20 +191,34 @@ def build_wheel(source: Path, dest: Path) -> Path:
     return wheels[0]
 
 
-def detect_command(model: str, images: list[str]) -> list[str]:
-    return ["detect", "--json", model, *images]
+def detect_runs(models: list[Path]) -> list[tuple[str, Path, str | None]]:
+    """(name, model, variant) for every variant of every bundle: int8 and float32 kernels differ
+    between CPU families in different ways, so each is compared on its own."""
+    runs = []
+    for model in models:
+        manifest = model / "model.json" if model.is_dir() else model.with_name("model.json")
+        try:
+            variants = [v["name"] for v in json.loads(manifest.read_text()).get("variants", [])]
+        except (OSError, ValueError, KeyError, TypeError):
+            variants = []
+        runs += [(f"{model.name}/{v}", model, v) for v in variants] or [(model.name, model, None)]
+    return runs
+
+
+def detect_command(model: str, variant: str | None, images: list[str]) -> list[str]:
+    return ["detect", "--json", model, *(["--variant", variant] if variant else []), *images]
 
 
 def x86_reference(args: argparse.Namespace) -> dict[str, str]:
     """Model name -> the host's `detect --json` output (this source tree, the host's interpreter)."""
     env = dict(os.environ, PYTHONPATH=str(args.source))
     out = {}
-    for model in args.models:
-        cmd = [sys.executable, "-m", "runtime.cli", *detect_command(str(model), [str(i) for i in args.images])]
+    for name, model, variant in detect_runs(args.models):
+        cmd = [sys.executable, "-m", "runtime.cli", *detect_command(str(model), variant, [str(i) for i in args.images])]
         done = subprocess.run(cmd, cwd=args.source, env=env, stdout=subprocess.PIPE, text=True)
         if done.returncode != 0:
-            raise RootError(f"x86 reference detect {model}: exit {done.returncode}")
-        out[model.name] = done.stdout
+            raise RootError(f"x86 reference detect {name}: exit {done.returncode}")
+        out[name] = done.stdout
     return out
 
 
@@ -252,12 +266,14 @@ def check_target(root: Root, target: Target, args: argparse.Namespace, wheel: st
 
     inputs = [f"{INPUT_IN_ROOT}/{i.name}" for i in args.images]
     result["detect"] = {}
-    for name, expected in (reference or {}).items():
-        out = root.run([f"{target.venv}/bin/edgewatch", *detect_command(f"{INPUT_IN_ROOT}/{name}", inputs)], capture=True).stdout
+    for name, model, variant in detect_runs(args.models) if reference else ():
+        expected = reference[name]
+        out = root.run([f"{target.venv}/bin/edgewatch", *detect_command(f"{INPUT_IN_ROOT}/{model.name}", variant, inputs)],
+                       capture=True).stdout
         cmp = compare(parse_detect_json(expected, f"x86 {name}"), parse_detect_json(out, f"{target.name} {name}"))
         result["detect"][name] = asdict(cmp)
         if not cmp.matches(args.tolerance_px):
-            problems.append(f"{name}: detections differ from x86 (max {cmp.max_box_px} px; {'; '.join(cmp.problems)})")
+            problems.append(f"{name}: detections differ from x86 by {cmp.max_box_px} px" + "".join(f"; {p}" for p in cmp.problems))
     result["problems"] = problems
     result["ok"] = not problems
     return result

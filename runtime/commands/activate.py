@@ -75,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     except board.ActivationError as exc:
         _emit({"result": "refused", "ok": False, "error": str(exc)})
         raise CommandError(str(exc), exc.code) from None
+    except OSError as exc:  # a full or read-only card: say so to `deploy`, which reads this line
+        message = f"{exc.filename or paths.models}: {exc.strerror or exc}"
+        _emit({"result": "failed", "ok": False, "error": message})
+        raise CommandError(message, exitcodes.FAILURE) from None
     _emit(result)
     if result["ok"]:
         print(f"edgewatch activate: {result['result']}: {result['bundle'][:12]} healthy after {result['seconds']} s", file=sys.stderr)

@@ -18,7 +18,6 @@ from ..cli import CommandError
 from ..exitcodes import BAD_INPUT, OK
 from ..paths import STATUS, state_dir
 
-STALE_S = 5.0  # status.json older than this: the daemon is not running (docs/DESIGN.md: healthy = updated within 5 s)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,11 +114,13 @@ def _bench(sensors: Any, seconds: float, as_json: bool) -> int:
 
 
 def _daemon_budget(path: Path) -> dict[str, Any] | None:
+    from ..service import status as status_mod
+
     try:
-        status = json.loads(path.read_text())
+        status = status_mod.read(path)
     except (OSError, ValueError):
         return None
-    if not isinstance(status, dict) or time.time() - float(status.get("updated") or 0) > STALE_S:
+    if not status_mod.is_fresh(status):
         return None
     return {"state": status.get("state"), "fps": status.get("fps"), "budget": status.get("budget") or {}}
 

@@ -37,16 +37,17 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{path}: unreadable status ({exc})", exitcodes.FAILURE) from None
     now = time.time()
     healthy = status_mod.is_healthy(status, now)
-    updated = status.get("updated") or 0
+    fresh = status_mod.is_fresh(status, now)
+    updated = status.get("updated") if isinstance(status.get("updated"), (int, float)) else 0
     if args.json:
-        print(json.dumps({**status, "fresh": now - updated <= status_mod.STALE_S, "healthy_now": healthy}))
+        print(json.dumps({**status, "fresh": fresh, "healthy_now": healthy}))
         return exitcodes.OK if healthy else exitcodes.FAILURE
     model = status.get("model") or {}
     frames = status.get("frames") or {}
     events = status.get("events") or {}
     source = status.get("source") or {}
     age = status.get("frame_age_ms") or {}
-    stale = "" if now - updated <= status_mod.STALE_S else f" (status is {_age(now - updated)} old: not running?)"
+    stale = "" if fresh else f" (status is {_age(now - updated)} old: not running?)"
     lines = [
         f"state:   {status.get('state')}{'' if healthy else ', NOT healthy'}{stale}",
         f"pid:     {status.get('pid')}, up {_age(updated - (status.get('started') or updated))}",

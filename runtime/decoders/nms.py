@@ -49,8 +49,9 @@ def weighted_nms(det: Detections, iou_threshold: float, max_detections: int = 10
     while order.size and len(xyxy) < max_detections:
         best = int(order[0])
         overlap = box_iou(det.xyxy[best : best + 1], det.xyxy[order])[0]
-        members = order[overlap > iou_threshold]
-        members = members if members.size else order[:1]
+        cluster = overlap > iou_threshold
+        cluster[0] = True  # the best box is its own cluster even when degenerate (IoU with itself 0)
+        members = order[cluster]
         w = det.score[members][:, None]
         total = float(w.sum())
         xyxy.append((det.xyxy[members] * w).sum(0) / total)
@@ -58,7 +59,7 @@ def weighted_nms(det: Detections, iou_threshold: float, max_detections: int = 10
             kps.append((det.keypoints[members] * w[:, :, None]).sum(0) / total)
         score.append(det.score[best])
         cls.append(det.class_id[best])
-        order = order[overlap <= iou_threshold]
+        order = order[~cluster]
     return Detections(np.stack(xyxy), np.asarray(score), np.asarray(cls), np.stack(kps) if kps else None)
 
 

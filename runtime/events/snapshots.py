@@ -12,8 +12,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..atomic import replace_bytes
+
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
-_TEMP_SUFFIX = ".tmp"
 
 
 def file_for(snapshots_dir: Path, event_id: str) -> Path:
@@ -28,14 +29,7 @@ def write(path: Path, jpeg: bytes) -> None:
     No fsync: the database is the record, and an fsync per snapshot would wear an SD card; a power
     cut can at worst leave a recent snapshot empty.
     """
-    temp = path.with_name(path.name + _TEMP_SUFFIX)
-    try:
-        with open(temp, "wb") as f:
-            f.write(jpeg)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    replace_bytes(path, jpeg)
 
 
 def stored(db_dir: Path, path: Path) -> str:
@@ -71,6 +65,8 @@ def sweep(snapshots_dir: Path, referenced: set[str]) -> int:
     except FileNotFoundError:
         return 0
     # Only our own kinds of file, whatever else someone keeps in the folder.
-    ours = (".jpg", ".jpg" + _TEMP_SUFFIX)
-    orphans = [e.path for e in entries if e.name.endswith(ours) and e.is_file() and e.path not in referenced]
+    def ours(name: str) -> bool:  # a snapshot, or replace_bytes's temp file of one (.ID.jpg.PID.tmp)
+        return name.endswith(".jpg") or (name.endswith(".tmp") and ".jpg." in name)
+
+    orphans = [e.path for e in entries if ours(e.name) and e.is_file() and e.path not in referenced]
     return remove(orphans)

@@ -52,10 +52,9 @@ class Busy(ActivationError):
 
 
 def default_state_dir() -> Path:
-    """systemd's $STATE_DIRECTORY when set, else the service's folder: unlike runtime.paths.state_dir()
-    (a per-user folder outside systemd), activate runs under sudo and acts on the system daemon."""
-    env = os.environ.get("STATE_DIRECTORY")
-    return Path(env.split(":")[0]) if env else BOARD_STATE_DIR
+    """The state folder's one rule, with the service's folder in place of the per-user one:
+    activate runs under sudo and acts on the system daemon."""
+    return state_paths.state_dir(default=BOARD_STATE_DIR)
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ def receive(paths: BoardPaths, *, expected: str | None, folder: Path | None = No
         if expected is not None and digest != expected:
             raise ActivationError(f"{source}: sha256 {digest} does not match the expected {expected}", exitcodes.BAD_INPUT)
         final = paths.bundle(digest)
-        if final.is_dir() and bundle_digest(final) == digest:
+        if final.is_dir() and _digest_or_none(final) == digest:
             return final  # already received earlier: keep the copy the daemon may be reading
         if final.exists():
             _tidy(final)  # a damaged earlier copy
@@ -227,16 +226,10 @@ def read_status(paths: BoardPaths) -> dict[str, Any] | None:
         return None  # no daemon yet, or a damaged file: either way, not a healthy daemon
 
 
-def is_fresh(status: dict[str, Any] | None) -> bool:
-    """The daemon is alive and reporting, healthy or not."""
-    updated = (status or {}).get("updated")
-    return isinstance(updated, (int, float)) and time.time() - updated <= status_mod.STALE_S
-
-
 def live_pid(paths: BoardPaths) -> int | None:
     """The running daemon's pid from a fresh status.json whose process still exists."""
     status = read_status(paths)
-    pid = status.get("pid") if is_fresh(status) and status else None
+    pid = status.get("pid") if status_mod.is_fresh(status) and status else None
     if not isinstance(pid, int) or pid <= 0:
         return None
     try:
@@ -246,6 +239,13 @@ def live_pid(paths: BoardPaths) -> int | None:
     except PermissionError:
         pass  # alive, owned by the service user; the reload itself will say if we may not signal it
     return pid
+
+
+def _digest_or_none(folder: Path) -> str | None:
+    try:
+        return bundle_digest(folder)
+    except DigestError:
+        return None  # a damaged copy: replaced below
 
 
 def model_hashes(bundle_dir: Path) -> set[str]:
@@ -303,7 +303,7 @@ def _signal_reload(paths: BoardPaths) -> bool:
 def _why(status: dict[str, Any] | None) -> str:
     if status is None:
         return "no status.json from the daemon"
-    if not is_fresh(status):
+    if not status_mod.is_fresh(status):
         return "the daemon stopped reporting (status.json is stale)"
     detail = [f"state={status.get('state')}", f"healthy={status.get('healthy')}"]
     model = status.get("model") or {}

@@ -18,7 +18,9 @@ from .. import exitcodes
 
 def read_job(path: Path) -> list[str]:
     text = path.read_text(encoding="utf-8")
-    return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    # Trailing blanks and a CR (a job file edited on Windows) would become part of an argument.
+    lines = (line.rstrip() for line in text.splitlines())
+    return [line for line in lines if line and not line.lstrip().startswith("#")]
 
 
 def main(argv: list[str]) -> int:

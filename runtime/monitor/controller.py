@@ -172,8 +172,9 @@ class Controller:
             actions += self._reduce(obs, power, fps, verdict)
         elif verdict.may_raise:
             actions += self._restore(obs, power, fps)
-        else:
-            self._samples = self._samples[-int(self.period_s * 4):]  # keep a bounded mean in the dead band
+        # bounded whatever happens: paused and still over budget, or a restore held back, adds a
+        # sample every tick for as long as it lasts
+        self._samples = self._samples[-int(self.period_s * 4):]
         return actions
 
     def _judge(self, obs: Observation, power: float | None) -> Verdict:

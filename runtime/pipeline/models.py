@@ -19,8 +19,10 @@ from ..sources import Frame
 def load_and_test(model: ModelConfig, *, variant: str | None = None, threads: int | None = None, frame: Frame | None = None) -> Detector:
     """`variant`/`threads` override the config's. Raises
     BundleError/ModelError/DecoderError (one line) when the model cannot serve."""
+    # Resolved once, here: through a `current` link the detector then reads one bundle (not the
+    # manifest of one and the model of the next), and status.json names what was really loaded.
     det = Detector.create_from_options(DetectorOptions(
-        model=model.path, variant=variant or model.variant, threads=threads or model.threads,
+        model=Path(model.path).resolve(), variant=variant or model.variant, threads=threads or model.threads,
         score_threshold=model.score_threshold))
     if frame is not None:
         image = frame.image
@@ -30,12 +32,11 @@ def load_and_test(model: ModelConfig, *, variant: str | None = None, threads: in
     result = det.detect(image)
     if not (np.isfinite(result.xyxy).all() and np.isfinite(result.score).all()):
         raise ModelError(f"{det.variant.file}: the test inference produced non-finite boxes or scores")
-    _ = det.sha256  # hashed here, off the inference thread
     return det
 
 
 def describe(det: Detector) -> dict:
-    """The `model` block of status.json. The path is resolved at load time: through a `current`
-    link it names the bundle actually loaded, which is what a rollout checks for."""
-    return {"path": str(Path(det.options.model).resolve()), "name": det.bundle.name, "variant": det.variant.name,
+    """The `model` block of status.json; the path was resolved at load time (see load_and_test),
+    so it names the bundle actually serving, which is what a rollout checks for."""
+    return {"path": str(det.options.model), "name": det.bundle.name, "variant": det.variant.name,
             "sha256": det.sha256, "threads": det.model.threads}

@@ -16,13 +16,14 @@ import gc
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import psutil
 
 from ..detections import label_for
 from ..detector import Detector
+from ..errors import one_line
 from ..events.model import Event
 from ..preprocess import Transform
 from ..service import heap
@@ -108,14 +109,16 @@ class Pipeline:
             thread.start()
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Stop capture, let the current inference finish, end every open event."""
-        self.capture.stop(timeout=min(timeout, 2.0))
-        self._stop.set()
+        """Stop capture, let the current inference finish, end every open event, all within `timeout`."""
         deadline = time.monotonic() + timeout
+        self.capture.stop(timeout=min(timeout / 2, 2.0))
+        self._stop.set()
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        if not all(not t.is_alive() for t in self._threads):
-            log.warning("inference still busy after %.1f s; ending open events anyway", timeout)
+        if any(t.is_alive() for t in self._threads):
+            # The inference thread still owns the tracker: ending events here would race it.
+            log.warning("inference still busy after %.1f s; open events end unrecorded", timeout)
+            return
         self._dispatch(self.tracker.close_all(), None)
 
     @property
@@ -155,7 +158,7 @@ class Pipeline:
                 next_due = time.monotonic() + 1.0 / rate if rate else 0.0
                 self._prepare(frame)
             except Exception as exc:  # noqa: BLE001 - the loop must outlive anything one frame does
-                self._failed(f"pipeline error: {exc}", exc_info=True)
+                self._failed(f"pipeline error: {one_line(exc)}", exc_info=True)
 
     def _prepare(self, frame: Frame) -> None:
         detector = self.detector
@@ -167,7 +170,7 @@ class Pipeline:
         try:
             tensor, transform = detector.preprocessor(frame.image, out=buffers[0])
         except Exception as exc:  # noqa: BLE001 - one bad frame is survived
-            self._failed(f"inference failed on frame {frame.seq}: {exc}")
+            self._failed(f"inference failed on frame {frame.seq}: {one_line(exc)}")
             return
         self._prepared.put(_Prepared(frame, detector, tensor, transform))
 
@@ -184,7 +187,7 @@ class Pipeline:
                     self._infer(item)
                 self._write_pending(time.monotonic())
             except Exception as exc:  # noqa: BLE001 - the loop must outlive anything one frame does
-                self._failed(f"pipeline error: {exc}", exc_info=True)
+                self._failed(f"pipeline error: {one_line(exc)}", exc_info=True)
 
     def _failed(self, message: str, exc_info: bool = False) -> None:
         self.stats.error(message)
@@ -202,7 +205,7 @@ class Pipeline:
                 tensor, transform = detector.preprocessor(frame.image)
             det = transform.to_source(detector.infer(tensor))
         except Exception as exc:  # noqa: BLE001 - one bad frame (or a failing model) is survived
-            self._failed(f"inference failed on frame {frame.seq}: {exc}")
+            self._failed(f"inference failed on frame {frame.seq}: {one_line(exc)}")
             return
         done = time.monotonic()
         self.stats.inference(done, done - frame.monotonic, detector.timings.invoke_ms)
@@ -227,7 +230,7 @@ class Pipeline:
                 jpeg = snapshot.encode(media.best, media.box, t.class_id, media.score, self.detector.labels,
                                        ev.snapshot, ev.snapshot_quality)
             except Exception as exc:  # noqa: BLE001 - an event without a snapshot beats no event
-                self._failed(f"snapshot of event {t.id} failed: {exc}")
+                self._failed(f"snapshot of event {t.id} failed: {one_line(exc)}")
             media.best = None  # written: let the frame go
         self.events.upsert(self._event(t, end), jpeg)
         media.written = time.monotonic()
@@ -291,22 +294,33 @@ class Pipeline:
         """A recent real frame to test a new model on before it serves (None before the first)."""
         return self.slot.peek() or self._last_frame
 
-    def _swap(self, detector: Detector) -> None:
+    def _swap(self, based_on: Detector, detector: Detector) -> None:
+        """Queue a monitor-driven swap, unless a reload replaced `based_on` meanwhile (the reload wins)."""
         with self._pending_lock:
-            self._pending_detector = detector
+            if self._pending_detector is None and self.detector is based_on:
+                self._pending_detector = detector
+            else:
+                log.info("dropped a %s/%d-thread swap: a reload came first", detector.variant.name, detector.model.threads)
 
     def set_rate_limit(self, fps: float | None) -> None:
         self.budget_fps = fps
 
+    def _reload_serving(self, variant: str, threads: int) -> None:
+        # From the bundle now serving (resolved at load), never from the config's path: after a
+        # rollout switched `current`, only a SIGHUP reload may bring the new bundle in.
+        det = self.detector
+        model = replace(self.config.model, path=det.options.model)
+        self._swap(det, load_and_test(model, variant=variant, threads=threads, frame=self.test_frame()))
+
     def set_threads(self, n: int) -> None:
         """Reload the current variant with `n` threads; tested before it replaces the old one."""
         if n != self.detector.model.threads:
-            self._swap(load_and_test(self.config.model, variant=self.detector.variant.name, threads=n, frame=self.test_frame()))
+            self._reload_serving(self.detector.variant.name, n)
 
     def set_variant(self, name: str) -> None:
         """Switch bundle variant; loaded and tested first, raises (and keeps the old) on failure."""
         if name != self.detector.variant.name:
-            self._swap(load_and_test(self.config.model, variant=name, threads=self.detector.model.threads, frame=self.test_frame()))
+            self._reload_serving(name, self.detector.model.threads)
 
     def set_paused(self, paused: bool) -> None:
         self.paused = paused

@@ -20,7 +20,10 @@ from typing import Callable
 
 from .. import exitcodes
 from .. import paths as state_paths
+from ..errors import one_line
+from ..events.journal_only import JournalOnlyLog
 from ..events.model import Retention
+from ..events.schema import EventLogError
 from ..events.writer import EventLog
 from ..pipeline import Pipeline
 from ..pipeline.models import describe, load_and_test
@@ -81,9 +84,14 @@ class Daemon:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         detector = load_and_test(self.config.model, variant=self._variant_for(self.config))  # so is a model that cannot serve
         ev = self.config.events
-        self.events = EventLog(self.state_dir / state_paths.EVENTS_DB, self.state_dir / state_paths.SNAPSHOTS,
-                               Retention(ev.max_age_days, int(ev.max_mb * 2**20)), ev.batch_seconds,
-                               journal_lines=ev.journal)
+        try:
+            self.events = EventLog(self.state_dir / state_paths.EVENTS_DB, self.state_dir / state_paths.SNAPSHOTS,
+                                   Retention(ev.max_age_days, int(ev.max_mb * 2**20)), ev.batch_seconds,
+                                   journal_lines=ev.journal)
+        except EventLogError as exc:  # a full or read-only card must not stop detection
+            log.error("%s; events go to the journal only", exc)
+            self.last_error = str(exc)
+            self.events = JournalOnlyLog(str(exc), journal_lines=ev.journal)
         self.pipeline = Pipeline(self.config, detector, self.events)
         self._set_budgets(self.config.budget)
         self.pipeline.start()
@@ -140,8 +148,10 @@ class Daemon:
         self._stop.set()
         if self._monitor_thread is not None:
             self._monitor_thread.join(1.0)
-        self.pipeline.stop(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
-        self.events.close(timeout=max(0.5, deadline - time.monotonic()))
+        try:
+            self.pipeline.stop(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
+        finally:  # whatever stopping the pipeline did, what is queued gets written
+            self.events.close(timeout=max(0.5, deadline - time.monotonic()))
         self._publish("stopping")
         self.notifier.close()
         log.info("stopped")
@@ -155,20 +165,26 @@ class Daemon:
         try:
             config = self.load_config()
             detector = load_and_test(config.model, variant=self._variant_for(config), frame=self.pipeline.test_frame())
+            self.pipeline.reconfigure(config, detector)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running config and model
-            message = f"reload failed, still running {self.pipeline.detector.bundle.name} ({old.describe}): {exc}"
+            message = f"reload failed, still running {self.pipeline.detector.bundle.name} ({old.describe}): {one_line(exc)}"
             log.error("%s", message)
             self.last_error = message
-            self.events.record_system("reload_failed", message, {"error": str(exc), "config": old.describe})
+            self.events.record_system("reload_failed", message, {"error": one_line(exc), "config": old.describe})
             self.notifier.ready()
             return False
-        self.pipeline.reconfigure(config, detector)
         if config.events != old.events:
             log.warning("[events] changes take effect at the next restart")
-        if config.budget != old.budget:
-            self._set_budgets(config.budget)
         self.config = config
-        self.last_error = None
+        try:
+            # A fresh monitor: the new bundle's variants, and knobs that start from the new detector.
+            self._set_budgets(None)
+            self._set_budgets(config.budget)
+        except Exception as exc:  # noqa: BLE001 - the new model serves; only the budgets are off
+            log.error("resource monitor not restarted after the reload: %s", one_line(exc))
+            self.last_error = f"resource monitor: {one_line(exc)}"
+        if not self.last_error or not self.last_error.startswith("resource monitor"):
+            self.last_error = None
         message = f"reloaded: {detector.bundle.name} ({detector.variant.name}) from {config.describe}"
         log.info("%s", message)
         self.events.record_system("reload", message, {"model": describe(detector), "config": config.describe})
@@ -195,7 +211,11 @@ class Daemon:
     def _set_budgets(self, budgets) -> None:
         """Start, retune or stop the resource monitor for `budgets` (None: no budgets)."""
         if budgets is None:
-            self.monitor = None  # the monitor thread sees it and ends
+            if self.monitor is not None:
+                self.monitor = None  # the monitor thread sees it and ends
+                # and nothing it turned may stay turned: no budget, no throttling
+                self.pipeline.set_paused(False)
+                self.pipeline.set_rate_limit(None)
             return
         if self.monitor is not None:
             self.monitor.reload(budgets)

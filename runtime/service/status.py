@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from .. import paths as state_paths
+from ..atomic import replace_bytes
 
 STALE_S = 5.0  # a status older than this means the daemon is stuck or gone
 
@@ -21,13 +21,7 @@ def status_file(state_dir: Path) -> Path:
 def write(path: Path, status: dict[str, Any]) -> None:
     """Replace the file whole (temp + rename): a reader sees the old status or the new, never half.
     No fsync: it is rewritten every second and worthless after a power cut anyway."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(status, indent=1) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    replace_bytes(path, (json.dumps(status, indent=1) + "\n").encode())
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -38,8 +32,13 @@ def read(path: Path) -> dict[str, Any]:
     return data
 
 
-def is_healthy(status: dict[str, Any], now: float | None = None) -> bool:
-    """Healthy = the daemon says so and said it within the last STALE_S seconds."""
+def is_fresh(status: dict[str, Any] | None, now: float | None = None) -> bool:
+    """The daemon is alive and reporting (healthy or not): it wrote within the last STALE_S seconds."""
     now = time.time() if now is None else now
-    updated = status.get("updated")
-    return bool(status.get("healthy")) and isinstance(updated, (int, float)) and now - updated <= STALE_S
+    updated = (status or {}).get("updated")
+    return isinstance(updated, (int, float)) and now - updated <= STALE_S
+
+
+def is_healthy(status: dict[str, Any], now: float | None = None) -> bool:
+    """Healthy = the daemon says so, and said it within the last STALE_S seconds."""
+    return bool(status.get("healthy")) and is_fresh(status, now)

@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Callable
 
+from ..errors import one_line
 from .base import Frame, Source, SourceEnded
 from .slot import LatestSlot
 
@@ -63,7 +64,7 @@ class _Reader(threading.Thread):
         except SourceEnded:
             self.ended = True
         except Exception as exc:  # noqa: BLE001 - any failure of a source is a loss to recover from
-            self.error = str(exc) or type(exc).__name__
+            self.error = one_line(exc)
         finally:
             try:
                 self.source.close()
@@ -145,7 +146,7 @@ class Capture:
                 source = self.make_source()
                 self.describe = source.describe()
             except Exception as exc:  # noqa: BLE001 - a bad source spec is a loss too; keep trying
-                reason = str(exc)
+                reason = one_line(exc)
             else:
                 reader = _Reader(source, self.slot, self._seq)
                 reader.start()

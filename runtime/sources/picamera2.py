@@ -35,6 +35,7 @@ class Picamera2Source(Source):
         except ImportError as exc:
             raise SourceError(f"{self.name}: picamera2 is not installed (apt install python3-picamera2; "
                               f"the venv needs --system-site-packages): {exc}") from None
+        cam = None
         try:
             cam = Picamera2(self.camera)
             streams = {"main": {"size": self.size, "format": "RGB888"}}
@@ -45,7 +46,12 @@ class Picamera2Source(Source):
             cam.configure(cam.create_video_configuration(**streams, controls=controls, buffer_count=3))
             cam.start()
         except Exception as exc:  # noqa: BLE001 - libcamera raises RuntimeError, OSError, IndexError...
-            raise SourceError(f"{self.name}: cannot start ({exc})") from None
+            if cam is not None:  # an opened camera left unclosed stays "busy" until a reboot
+                try:
+                    cam.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            raise SourceError(f"{self.name}: cannot start ({' '.join(str(exc).split())})") from None
         self._cam = cam
 
     def read(self) -> tuple[np.ndarray, np.ndarray | None]:
