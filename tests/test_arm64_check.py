@@ -105,3 +105,14 @@ def test_parse_rejects_non_detect_output():
         parse_detect_json("messi5.jpg: 2 detection(s)\n", "arm64")
     with pytest.raises(ValueError, match="x86: no detect --json records"):
         parse_detect_json("\n", "x86")
+
+
+def test_every_variant_of_the_bundled_model_is_compared(person_bundle, opencv_data):
+    """int8 variants get the int8 tolerance (XNNPACK's int8 rounding differs between x86 and Arm)."""
+    done = check("--dry-run", "--targets", "trixie-litert", "--no-tests", "--model", str(person_bundle),
+                 "--image", str(opencv_data / "messi5.jpg"), "--int8-tolerance-px", "4.5")
+    assert done.returncode == 0, done.stderr
+    variants = json.loads((person_bundle / "model.json").read_text())["variants"]
+    for v in variants:
+        tolerance = "4.5" if v["quantization"] == "int8" else "1.0"
+        assert f"--variant {v['name']} messi5.jpg  (boxes within {tolerance} px of x86)" in done.stdout

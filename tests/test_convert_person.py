@@ -85,7 +85,7 @@ def test_bundle_records_the_graphs_own_preprocessing_and_post_processing(convert
     _, out = converted
     manifest = json.loads((out / "model.json").read_text())
     assert manifest["input"] == {"width": 300, "height": 300, "color": "rgb", "resize": "stretch",
-                                 "interpolation": "linear_legacy", "normalization": {"range": [-1.0, 1.0]}}
+                                 "interpolation": "linear_legacy", "normalization": {"range": [-1.0, 1.0]}, "pad_value": 114}
     params = manifest["output"]["params"]
     assert manifest["output"]["decoder"] == "ssd_anchors"
     assert params["scales"] == [10.0, 10.0, 5.0, 5.0] and params["nms"]["iou"] == pytest.approx(0.6)

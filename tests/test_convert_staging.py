@@ -75,3 +75,16 @@ def test_a_folder_that_is_not_a_bundle_is_never_replaced(tmp_path):
     with pytest.raises(SourceError, match="is not a folder"):
         with staged_folder(afile, "model.json"):
             pass
+
+
+def test_a_run_under_nohup_survives_the_session_hangup(tmp_path):
+    """nohup (or a dropped ssh session's SIGHUP, ignored) must not be turned into an interruption."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with staged_folder(tmp_path / "bundle", "model.json") as folder:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+            (folder / "model.json").write_text("{}")
+        assert (tmp_path / "bundle" / "model.json").read_text() == "{}"
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -282,3 +282,13 @@ def test_step_down_order_skips_dominated_variants():
              VariantInfo("int8-256", 14.0, 40.0, 0.93), VariantInfo("int8-bad", 16.0, 40.0, 0.90)]
     assert [v.name for v in step_down_order(infos, "fp32")] == ["fp32", "int8-320", "int8-256"]
     assert [v.name for v in step_down_order(infos, "int8-320")] == ["int8-320", "int8-256"]
+
+
+def test_history_stays_bounded_while_paused_over_budget(empty_root):
+    """Paused and still over budget (the board's own draw): the controller keeps ticking for
+    hours; what it remembers must not grow with them."""
+    run = Run(person_plant(), budgets(power_w=0.5, min_fps=3.0), empty_root)
+    run.seconds(3000)
+    samples = len(run.monitor.controller._samples)
+    assert run.plant.paused
+    assert samples <= int(run.monitor.controller.period_s * 4)

@@ -80,3 +80,10 @@ def test_greedy_properties(rows, iou):
         if not any(np.array_equal(d.xyxy[i], k) and d.class_id[i] == c for k, c in zip(kept.xyxy, kept.class_id)):
             same = kept[(kept.class_id == d.class_id[i]) & (kept.score >= d.score[i])]
             assert box_iou(d.xyxy[i : i + 1], same.xyxy).max(initial=0) > iou - 1e-6
+
+
+def test_weighted_survives_a_degenerate_box():
+    # a zero-area box has IoU 0 even with itself: it must still form its own cluster, once
+    d = det([[0.5, 0.5, 0.5, 0.6], [0.1, 0.1, 0.2, 0.2]], [0.9, 0.8])
+    out = weighted_nms(d, 0.3)
+    assert len(out) == 2 and out.score.tolist() == [np.float32(0.9), np.float32(0.8)]
