@@ -55,6 +55,7 @@ def wait(cond, timeout=20.0):
         time.sleep(0.02)
 
 
+@pytest.mark.realtime
 def test_face_clip_makes_one_event_with_snapshot(tmp_path, face_clip, blazeface_bundle):
     cfg = make_config(tmp_path, face_clip, blazeface_bundle)
     log = EventLog(tmp_path / "events.db", tmp_path / "snapshots", Retention(), 0.2, journal_lines=False)
@@ -117,6 +118,7 @@ def test_a_model_that_cannot_serve_is_refused(tmp_path, blazeface_bundle):
         load_and_test(config.ModelConfig(path=blazeface_bundle))
 
 
+@pytest.mark.realtime
 def test_actuator_rate_limit_and_pause(tmp_path, face_clip, blazeface_bundle):
     """The resource monitor's knobs: a rate limit drops frames (counted), a pause stops inference."""
     cfg = make_config(tmp_path, face_clip, blazeface_bundle, loop="true", as_fast_as_possible="false")

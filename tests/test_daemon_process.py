@@ -307,6 +307,7 @@ def test_full_disk_detection_goes_on_and_writing_resumes(tmp_path, small_fs, cli
         d.close()
 
 
+@pytest.mark.realtime
 def test_embedded_default_person_model_on_vtest(tmp_path, person_bundle):
     """The README's main command: no config, no camera: the bundled person model on the bundled
     video, events in the per-user state folder, where `edgewatch events` and `status` look."""

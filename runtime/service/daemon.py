@@ -120,6 +120,8 @@ class Daemon:
                 self.reload()
             if not ready and self.pipeline.first_inference.is_set():
                 ready = True
+                self._publish(None)  # status.json says it before READY=1 does: readers may check at once
+                next_status = now + STATUS_INTERVAL_S
                 self.notifier.ready(self._status_line())
                 log.info("first inference done: ready")
             if feeder is not None and feeder.due(now, self.pipeline.heartbeat):
