@@ -10,19 +10,15 @@ import pytest
 
 from monitor_closed_loop import VTEST, closed_loop, memory_loop
 
-REPO = Path(__file__).resolve().parents[1]
-PERSON = REPO / "runtime" / "assets" / "person-ssdlite"
 
 pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 
 
 @pytest.fixture(scope="module")
-def person() -> Path:
-    if not (PERSON / "model.json").is_file():
-        pytest.skip("the bundled person model is not built yet (runtime/assets/person-ssdlite)")
+def person(person_bundle) -> Path:
     if not VTEST.is_file():
         pytest.fail(f"{VTEST} is missing: apt-get install opencv-doc")
-    return PERSON
+    return person_bundle
 
 
 def test_daemon_holds_half_its_unconstrained_power(person, tmp_path):

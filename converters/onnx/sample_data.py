@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 import runtime
 from runtime.preprocess import InputSpec, Preprocessor
+
+from ..errors import SourceError
+from ..samples import load_samples
 
 COUNT = 20
 SIZE = 128
@@ -24,31 +26,12 @@ FILE_NAME = f"calibration_image_sample_data_{COUNT}x{SIZE}x{SIZE}x3_float32.npy"
 FOOTAGE = Path(runtime.__file__).parent / "assets" / "vtest.avi"
 
 
-def _frames(video: Path, count: int) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(video))
-    try:
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        wanted = set(np.linspace(0, max(total - 1, 0), count).round().astype(int).tolist())
-        frames: list[np.ndarray] = []
-        index = 0
-        # Read straight through: seeking in this AVI lands on keyframes, not the frame asked for.
-        while len(frames) < len(wanted):
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index in wanted:
-                frames.append(frame)
-            index += 1
-    finally:
-        capture.release()
-    return frames
-
-
 def write_sample_data(directory: Path, video: Path = FOOTAGE) -> Path:
     """Writes the sample file into `directory` (onnx2tf's working directory) and returns its path."""
-    frames = _frames(video, COUNT)
-    if not frames:
-        raise FileNotFoundError(f"{video}: no frames to make onnx2tf's sample images from")
+    try:  # the converter's own frame picking: spread over the video, read straight through
+        frames = load_samples(video, COUNT, 1).calibration  # (one held-out frame: the minimum it takes)
+    except SourceError as exc:
+        raise FileNotFoundError(f"{video}: no frames to make onnx2tf's sample images from ({exc})") from None
     # Short footage repeats frames rather than changing the shape onnx2tf expects.
     frames = [frames[i % len(frames)] for i in range(COUNT)]
     to_rgb_unit = Preprocessor(InputSpec(SIZE, SIZE, color="rgb", resize="stretch", interpolation="area"), np.float32)

@@ -65,7 +65,7 @@ class YoloDecoder:
             cls_raw = raw[:, 4:]
         best_class = cls_raw.argmax(axis=1)
         best_raw = cls_raw[np.arange(len(cls_raw)), best_class]
-        deq = (lambda v: (v.astype(np.float32) - q.zero_point) * np.float32(q.scale)) if q else (lambda v: v.astype(np.float32, copy=False))
+        deq = self.head.dequantize  # the one dequantization rule (floats pass through)
         if obj is None:
             if q:  # compare on the integers: no float pass over the whole head
                 cut = np.floor(self.threshold / q.scale + q.zero_point)
