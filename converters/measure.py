@@ -55,7 +55,7 @@ def latencies(paths: list[Path], spec: InputSpec, frame: np.ndarray, threads: in
         p50, p90 = np.percentile(bucket, [50, 90])
         out.append({"latency_ms": round(float(p50), 3), "latency_p90_ms": round(float(p90), 3),
                     "latency_min_ms": round(float(min(bucket)), 3), "cpu_ms": round(float(np.median(cpu_bucket)), 3),
-                    "threads": model.threads, "runs": runs, "backend": f"{model.backend.name} {model.backend.version}"})
+                    "threads": model.threads, "runs": runs, "backend": model.engine})
     return out
 
 

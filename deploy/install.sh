@@ -9,8 +9,8 @@
 #   deploy/install.sh --root DIR ...       act on a root filesystem in DIR (an image, a test folder):
 #                                          no apt, no running systemd; units enabled offline
 #
-# What it does: apt packages (python3-venv; python3-picamera2 where the archive has it), a venv in
-# /opt/edgewatch/venv with --system-site-packages (so apt's picamera2/libcamera are seen), the
+# What it does: apt packages (python3-venv, python3-pip; python3-picamera2 where the archive has
+# it), a venv in /opt/edgewatch/venv with --system-site-packages (apt's picamera2 and pip seen), the
 # runtime alone (no TensorFlow), a system user, /var/lib/edgewatch (models/current -> the bundled
 # person model), /etc/edgewatch/config.toml (never overwritten), the units, the service enabled.
 set -euo pipefail
@@ -171,7 +171,14 @@ make_venv() {
     if [[ -x $ROOT$VENV/bin/python ]]; then
         note "venv: $VENV exists"
     else
-        run "$PYTHON" -m venv --system-site-packages "$ROOT$VENV"
+        # Without a pip of its own (16 MB, plus setuptools' 9 MB on Python 3.11): apt's python3-pip,
+        # seen through --system-site-packages, installs into the venv all the same.
+        local own_pip=(--without-pip)
+        if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+            own_pip=()
+            note "venv: $PYTHON has no pip (apt install python3-pip); the venv gets its own"
+        fi
+        run "$PYTHON" -m venv --system-site-packages "${own_pip[@]}" "$ROOT$VENV"
     fi
     # The runtime alone: the project without its [convert] extra, so never TensorFlow on a board
     # (a build host asks for the converter with --converter).

@@ -3,12 +3,15 @@
 Backends in order of preference: LiteRT (`ai_edge_litert`), `tflite_runtime`, `tensorflow.lite`.
 The last is a fallback for workstations only; a board never has TensorFlow.
 XNNPACK is the default CPU delegate in all three builds; `threads` sets its thread count.
+It is applied silently or not at all (a CPU that its cpuinfo cannot read: the model then runs on
+TFLite's own kernels, slower, and int8 ones round differently), so `Model.xnnpack` says which.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
 import struct
 from dataclasses import dataclass
@@ -17,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .preprocess import Quantization
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 _MODULES = {
@@ -198,6 +203,10 @@ class Model:
             reason = " ".join(str(exc).split())
             raise ModelError(f"{self.path}: the interpreter refused it ({reason[:300]})") from None
         del data
+        self.xnnpack = "DELEGATE" in self.ops()  # the delegate's node replaces the ops it took
+        if not self.xnnpack:
+            log.warning("%s: XNNPACK not applied by %s %s; TFLite's own kernels run it (slower; int8 results "
+                        "differ from the converter's report by a few output steps)", self.path, self.backend.name, self.backend.version)
         self.inputs = [_tensor_info(d) for d in self._interp.get_input_details()]
         self.outputs = [_tensor_info(d) for d in self._interp.get_output_details()]
         if len(self.inputs) != 1:
@@ -209,6 +218,11 @@ class Model:
             )
         if self.input.dtype not in (np.float32, np.uint8, np.int8):
             raise ModelError(f"{self.path}: input {self.input.name!r} has dtype {self.input.dtype}; expected float32, uint8 or int8")
+
+    @property
+    def engine(self) -> str:
+        """Backend, version and kernels, for reports: a figure without XNNPACK is another figure."""
+        return f"{self.backend.name} {self.backend.version} {'XNNPACK' if self.xnnpack else 'TFLite kernels'}"
 
     @property
     def input(self) -> TensorInfo:

@@ -136,10 +136,11 @@ def test_sd_notify_ready_watchdog_status_and_sigterm(tmp_path, clip, blazeface_b
         d.receive(lambda m: m == "WATCHDOG=1")  # repeatedly, at a fraction of WATCHDOG_USEC
         line = d.receive(lambda m: m.startswith("STATUS=running"))
         assert " fps, " in line and "camera streaming" in line
-        s = d.wait_status(lambda s: s["state"] == "running")
+        # fps needs two inferences within its window: on a loaded (or emulated) machine, a moment later
+        s = d.wait_status(lambda s: s["state"] == "running" and s["fps"] > 0)
         assert s["healthy"] and s["pid"] == d.proc.pid
         assert s["model"]["name"] == "blazeface-short-range" and len(s["model"]["sha256"]) == 64
-        assert s["source"]["state"] == "streaming" and s["fps"] > 0
+        assert s["source"]["state"] == "streaming"
         assert main(["status", "--state-dir", str(d.state)]) == 0
 
         code, took = d.terminate()

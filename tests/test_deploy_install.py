@@ -83,7 +83,7 @@ def test_dry_run_prints_every_action_and_changes_nothing(tmp_path, source):
     actions = [line[2:] for line in r.stderr.splitlines() if line.startswith("+ ")]
     text = "\n".join(actions)
     assert f"useradd --prefix {root} --system" in text and "--shell /usr/sbin/nologin" in text
-    assert f"-m venv --system-site-packages {root}/opt/edgewatch/venv" in text
+    assert f"-m venv --system-site-packages --without-pip {root}/opt/edgewatch/venv" in text
     assert f"pip install --quiet --disable-pip-version-check --no-index --no-deps --no-build-isolation {source}" in text
     assert f"install -m 0644 {source}/systemd/edgewatch.service {root}/etc/systemd/system/edgewatch.service" in text
     assert f"systemctl --root={root} enable edgewatch.service" in text
@@ -140,6 +140,9 @@ def test_install_reinstall_uninstall_purge(tmp_path, source):
     requires = subprocess.run([str(venv / "bin/python"), "-c", code], capture_output=True, text=True, cwd=tmp_path).stdout
     assert "numpy" in requires and "tensorflow" not in requires  # what the board's pip pulls in
     assert not list((venv / "lib").glob("python3*/site-packages/tensorflow*"))
+    # no pip (or setuptools) of its own: the system's installed into it, 25 MB less on the SD card
+    assert not list((venv / "lib").glob("python3*/site-packages/pip")) and not (venv / "bin/pip").exists()
+    assert list((venv / "lib").glob("python3*/site-packages/edgewatch-*.dist-info"))
     assert os.readlink(root / "usr/local/bin/edgewatch") == "/opt/edgewatch/venv/bin/edgewatch"
 
     # the units: installed and enabled offline

@@ -68,7 +68,7 @@ def test_bench_json(blazeface_bundle, opencv_data):
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["threads"] for r in rows] == [1, 2]
     for r in rows:
-        assert r["backend"].split()[0] == load_backend().name
+        assert r["backend"].split()[0] == load_backend().name and r["backend"].endswith(" XNNPACK")
         for key in ("init_ms", "first_invoke_ms", "peak_rss_mb"):
             assert r[key] > 0
         inv = r["invoke_ms"]

@@ -17,6 +17,19 @@ def test_backend_is_the_first_installed_in_order_of_preference():
         assert importlib.util.find_spec("ai_edge_litert") is None
 
 
+@pytest.mark.parametrize("variant", ["model.tflite", "model-float32.tflite", "model-int8-postprocess.tflite"])
+def test_xnnpack_runs_the_bundled_model(person_bundle, variant, caplog):
+    """What a board runs: XNNPACK, for float and int8 alike, except int8 on tflite-runtime 2.14, whose
+    XNNPACK takes float graphs only: then it says so. XNNPACK is applied silently or not at all
+    (under qemu without a board's /proc/cpuinfo it was not), so this holds wherever the suite runs."""
+    model = Model(person_bundle / variant, threads=1)
+    expected = load_backend().name != "tflite_runtime" or variant == "model-float32.tflite"
+    assert model.xnnpack == expected
+    assert model.engine == f"{model.backend.name} {model.backend.version} {'XNNPACK' if expected else 'TFLite kernels'}"
+    warned = [r.getMessage() for r in caplog.records if "XNNPACK not applied" in r.getMessage()]
+    assert len(warned) == (0 if expected else 1) and all(str(person_bundle / variant) in w for w in warned)
+
+
 def test_not_a_model(tmp_path, opencv_data):
     with pytest.raises(ModelError, match="not a TFLite model"):
         Model(opencv_data / "messi5.jpg")

@@ -120,7 +120,7 @@ def measure(model: str, variant: str | None, threads: int, frames: list[np.ndarr
     return {
         "model": str(det.variant.file),
         "variant": det.variant.name,
-        "backend": f"{det.model.backend.name} {det.model.backend.version}",
+        "backend": det.model.engine,
         "threads": threads,
         "input": {"dtype": str(det.model.input.dtype), "passthrough": det.preprocessor.passthrough},
         "size_bytes": det.model.size_bytes,
