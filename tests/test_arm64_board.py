@@ -36,11 +36,12 @@ def test_bookworm_litert_board_under_emulation(tmp_path, person_bundle, opencv_d
     assert done.returncode == 0, done.stdout + done.stderr[-4000:]
     (result,) = json.loads(report.read_text())["results"]
     assert result["backend"] == "ai_edge_litert" and result["python"].startswith("3.11.")
-    assert result["xnnpack"], "XNNPACK did not run on the emulated board"
+    variants = json.loads((person_bundle / "model.json").read_text())["variants"]
+    runs = sorted(f"{person_bundle.name}/{v['name']}" for v in variants)
+    assert sorted(result["xnnpack"]) == runs and all(result["xnnpack"].values()), result["xnnpack"]
     assert result["tests_exit"] == 0 and " passed" in result["tests"] and "failed" not in result["tests"]
     assert result["venv_mb"] < FOOTPRINT_MB
-    variants = json.loads((person_bundle / "model.json").read_text())["variants"]
-    assert sorted(result["detect"]) == sorted(f"{person_bundle.name}/{v['name']}" for v in variants)
+    assert sorted(result["detect"]) == runs
     for name, cmp in result["detect"].items():
         assert cmp["frames"] == len(images) and cmp["detections"] > 0, name
         assert cmp["problems"] == [] and cmp["max_box_px"] <= 1.0, (name, cmp)

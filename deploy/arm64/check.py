@@ -213,11 +213,7 @@ class DetectRun:
     name: str
     model: Path
     variant: str | None
-    file: str  # the .tflite, relative to the folder holding `model`
     int8: bool
-
-    def model_file(self, folder: str) -> str:
-        return f"{folder}/{self.file}"
 
 
 def detect_runs(models: list[Path]) -> list[DetectRun]:
@@ -227,11 +223,10 @@ def detect_runs(models: list[Path]) -> list[DetectRun]:
         manifest = model / "model.json" if model.is_dir() else model.with_name("model.json")
         try:
             variants = json.loads(manifest.read_text()).get("variants", [])
-            found = [DetectRun(f"{model.name}/{v['name']}", model, v["name"], f"{model.name}/{v['file']}",
-                               v.get("quantization") == "int8") for v in variants]
+            found = [DetectRun(f"{model.name}/{v['name']}", model, v["name"], v.get("quantization") == "int8") for v in variants]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             found = []
-        runs += found or [DetectRun(model.name, model, None, model.name, False)]
+        runs += found or [DetectRun(model.name, model, None, False)]
     return runs
 
 
@@ -255,7 +250,7 @@ def x86_reference(args: argparse.Namespace) -> dict[str, str]:
     every model run by XNNPACK as the targets' are."""
     env = dict(os.environ, PYTHONPATH=str(args.source))
     runs = detect_runs(args.models)
-    probe = subprocess.run([sys.executable, "-c", KERNEL_PROBE, *(r.model_file(str(r.model.parent)) for r in runs)],
+    probe = subprocess.run([sys.executable, "-c", KERNEL_PROBE, *kernel_probe_args(runs)],
                            cwd=args.source, env=env, stdout=subprocess.PIPE, text=True)
     if probe.returncode != 0:
         raise RootError(f"x86 reference: kernel probe exit {probe.returncode}")
@@ -278,7 +273,15 @@ BACKEND_PROBE = (
 )
 # Which models XNNPACK takes. Without it (a CPU its cpuinfo cannot read) TFLite falls back to its
 # own kernels without a word, and the check would prove a path no board runs.
-KERNEL_PROBE = "import json, sys; from runtime.interpreter import Model; print(json.dumps([Model(p, threads=1).xnnpack for p in sys.argv[1:]]))"
+KERNEL_PROBE = (
+    "import json, sys; from runtime.detector import Detector, DetectorOptions as O; a = sys.argv[1:]; "
+    "print(json.dumps([Detector.create_from_options(O(m, v or None, threads=1)).model.xnnpack for m, v in zip(a[::2], a[1::2])]))"
+)
+
+
+def kernel_probe_args(runs: list[DetectRun], folder: str | None = None) -> list[str]:
+    """(model, variant) pairs for KERNEL_PROBE: host paths, or the models' copies in `folder`."""
+    return [a for r in runs for a in (f"{folder}/{r.model.name}" if folder else str(r.model), r.variant or "")]
 
 
 def check_target(root: Root, target: Target, args: argparse.Namespace, wheel: str, reference: dict[str, str] | None) -> dict:
@@ -304,7 +307,7 @@ def check_target(root: Root, target: Target, args: argparse.Namespace, wheel: st
         problems.append(f"backend {result['backend']}, expected {target.backend}")
     runs = detect_runs(args.models) if reference else []
     if runs:
-        probe = root.run([py, "-c", KERNEL_PROBE, *(r.model_file(INPUT_IN_ROOT) for r in runs)], capture=True).stdout
+        probe = root.run([py, "-c", KERNEL_PROBE, *kernel_probe_args(runs, INPUT_IN_ROOT)], capture=True).stdout
         result["xnnpack"] = dict(zip((r.name for r in runs), json.loads(probe), strict=True))
         for r in runs:
             if result["xnnpack"][r.name] != target_xnnpack(target, r):

@@ -32,8 +32,8 @@ class Board:
 
     Under qemu-user, /proc/cpuinfo and /sys/devices/system/cpu are the x86 host's. XNNPACK's
     cpuinfo cannot use them: with the host's it crashes, without them it fails to initialise and
-    TFLite silently runs without XNNPACK, which is not what a board runs (and its int8 kernels
-    round differently). So each root is shown the board's own view instead.
+    TFLite silently runs its own kernels, which no board runs (and whose int8 results differ from
+    XNNPACK's). So each root is shown the board's own view instead.
     """
 
     cpu: str  # qemu's CPU model
@@ -41,7 +41,7 @@ class Board:
     part: int  # MIDR part number, which cpuinfo maps to the microarchitecture
     variant: int
     revision: int
-    features: str  # as Linux prints them; qemu's auxv HWCAP carries the same
+    features: str  # as that board's Linux prints them
     max_khz: int
     cores: int = 4
 
