@@ -2,9 +2,10 @@
 
 Backends in order of preference: LiteRT (`ai_edge_litert`), `tflite_runtime`, `tensorflow.lite`.
 The last is a fallback for workstations only; a board never has TensorFlow.
-XNNPACK is the default CPU delegate in all three builds; `threads` sets its thread count.
-It is applied silently or not at all (a CPU that its cpuinfo cannot read: the model then runs on
-TFLite's own kernels, slower, and int8 ones round differently), so `Model.xnnpack` says which.
+XNNPACK is the default CPU delegate in all three builds (tflite-runtime 2.14's takes float graphs
+only); `threads` sets its thread count. It is applied silently or not at all (an int8 graph there,
+a CPU its cpuinfo cannot read): the model then runs on TFLite's own kernels, slower, and int8 ones
+round differently. So `Model.xnnpack` says which, and a model without it is logged.
 """
 
 from __future__ import annotations

@@ -123,8 +123,11 @@ def test_follow_prints_new_and_updated_events_written_by_another_process(tmp_pat
     try:
         log.upsert(Event("walker", "person", 0, 0.6, now, None, (0, 0, 9, 9)))
         assert log.flush()
+        # Ctrl-C as at a terminal: a runner started in the background (`cmd &`) hands its children
+        # SIGINT ignored, and Python then never raises KeyboardInterrupt.
         follower = subprocess.Popen([sys.executable, "-m", "runtime.cli", "events", "--db", str(path), "--follow", "--json",
-                                     "--label", "person"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     "--label", "person"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         lines = _reader(follower.stdout)
         try:
             assert json.loads(lines.get(timeout=30))["id"] == "walker"  # the listing so far
