@@ -310,9 +310,10 @@ def check_target(root: Root, target: Target, args: argparse.Namespace, wheel: st
         probe = root.run([py, "-c", KERNEL_PROBE, *kernel_probe_args(runs, INPUT_IN_ROOT)], capture=True).stdout
         result["xnnpack"] = dict(zip((r.name for r in runs), json.loads(probe), strict=True))
         for r in runs:
-            if result["xnnpack"][r.name] != target_xnnpack(target, r):
-                problems.append(f"{r.name}: XNNPACK {'applied' if result['xnnpack'][r.name] else 'not applied'} on arm64, "
-                                f"expected {'it' if target_xnnpack(target, r) else 'TFLite kernels'}")
+            ran, expected = result["xnnpack"][r.name], target_xnnpack(target, r)
+            if ran != expected:
+                problems.append(f"{r.name}: XNNPACK {'applied' if ran else 'not applied'} on arm64, "
+                                f"expected {'it' if expected else 'TFLite kernels'}")
 
     if not args.no_tests:
         for step in plan.tests:
@@ -335,9 +336,10 @@ def check_target(root: Root, target: Target, args: argparse.Namespace, wheel: st
         out = root.run([f"{target.venv}/bin/edgewatch", *detect_command(f"{INPUT_IN_ROOT}/{r.model.name}", r.variant, inputs)],
                        capture=True).stdout
         cmp = compare(parse_detect_json(reference[r.name], f"x86 {r.name}"), parse_detect_json(out, f"{target.name} {r.name}"))
-        result["detect"][r.name] = asdict(cmp) | {"tolerance_px": tolerance(args, target, r)}
-        if not cmp.matches(tolerance(args, target, r)):
-            problems.append(f"{r.name}: detections differ from x86 by {cmp.max_box_px} px (> {tolerance(args, target, r)})"
+        bound = tolerance(args, target, r)
+        result["detect"][r.name] = asdict(cmp) | {"tolerance_px": bound}
+        if not cmp.matches(bound):
+            problems.append(f"{r.name}: detections differ from x86 by {cmp.max_box_px} px (> {bound})"
                             + "".join(f"; {p}" for p in cmp.problems))
     result["problems"] = problems
     result["ok"] = not problems

@@ -170,7 +170,7 @@ class Pipeline:
         try:
             tensor, transform = detector.preprocessor(frame.image, out=buffers[0])
         except Exception as exc:  # noqa: BLE001 - one bad frame is survived
-            self._failed(f"inference failed on frame {frame.seq}: {one_line(exc)}")
+            self._failed(f"preprocessing failed on frame {frame.seq}: {one_line(exc)}")
             return
         self._prepared.put(_Prepared(frame, detector, tensor, transform))
 
