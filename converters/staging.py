@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from runtime.atomic import fsync_path, fsync_tree
+
 from .errors import SourceError
 
 _RENAME_EXCHANGE = 2
@@ -51,23 +53,8 @@ def check_replaceable(target: Path, marker: str) -> None:
         raise SourceError(f"{target}: exists and is not a bundle (no {marker}); not replacing it")
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Every file and the folder itself on disk before the rename publishes them: after a power
-    cut a bundle that looks complete must be complete."""
-    for path in [*sorted(p for p in folder.rglob("*") if p.is_file()), folder]:
-        _fsync(path)
-
-
 def _replace(staging: Path, target: Path) -> None:
-    _fsync_tree(staging)
+    fsync_tree(staging)
     # No signal may land between the renames: it could strand the old bundle and delete the new.
     blocked = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
@@ -85,7 +72,7 @@ def _replace(staging: Path, target: Path) -> None:
                 old.rename(target)  # put the old bundle back
                 raise
             shutil.rmtree(old, ignore_errors=True)
-        _fsync(target.parent)  # the rename itself
+        fsync_path(target.parent)  # the rename itself
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 

@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from .. import exitcodes
+from ..atomic import fsync_path, fsync_tree
 from .. import paths as state_paths
 from ..bundle import MANIFEST, BundleError, load_manifest, sha256_file
 from ..service import status as status_mod
@@ -156,8 +157,9 @@ def receive(paths: BoardPaths, *, expected: str | None, folder: Path | None = No
         if final.exists():
             _tidy(final)  # a damaged earlier copy
         _readable(partial)
+        fsync_tree(partial)  # a copy named by its digest must hold those bytes, power cut or not
         partial.rename(final)
-        _fsync_dir(paths.models)
+        fsync_path(paths.models)
         return final
     except OSError as exc:  # a full card, a read-only mount: nothing switched, nothing half-written kept
         raise ActivationError(f"{source}: cannot stage the bundle in {paths.staging} ({exc.strerror or exc})") from None
@@ -175,14 +177,6 @@ def _readable(folder: Path) -> None:
 # -- the current link ------------------------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def link_target(link: Path) -> Path | None:
     if not link.is_symlink():
         if link.exists():
@@ -197,7 +191,7 @@ def point(link: Path, target: Path) -> None:
     tmp.unlink(missing_ok=True)
     os.symlink(target.name, tmp)
     os.replace(tmp, link)
-    _fsync_dir(link.parent)
+    fsync_path(link.parent)
 
 
 @contextmanager
