@@ -33,7 +33,7 @@ def person_graph() -> Path:
 def main(argv: list[str] | None = None) -> int:
     from runtime import exitcodes
 
-    from .pipeline import ConvertOptions, convert
+    from .conversion import ConvertOptions, convert
     from .progress import Progress
     from .report import table
 

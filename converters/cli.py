@@ -120,7 +120,7 @@ def _labels(path: Path | None) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter would bury the progress lines
     from .errors import ConversionError, SourceError
-    from .pipeline import ConvertOptions, convert
+    from .conversion import ConvertOptions, convert
     from .progress import Progress
     from .report import below, table
     from .staging import Interrupted

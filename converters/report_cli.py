@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_report(path: Path) -> dict:
-    from .pipeline import REPORT
+    from .conversion import REPORT
 
     file = path / REPORT if path.is_dir() else path
     try:

@@ -35,7 +35,7 @@ from typing import Any
 
 from .atomic import replace_bytes
 from .preprocess import COLORS, INTERPOLATIONS, RESIZES, InputSpec
-from .schema import SchemaError, Table
+from .table import SchemaError, Table
 
 SCHEMA_VERSION = 1
 MANIFEST = "model.json"

@@ -55,7 +55,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from .decoders import DecoderError
     from .events import EventLogError
     from .interpreter import ModelError
-    from .schema import SchemaError
+    from .table import SchemaError
 
     return (BundleError, DecoderError, EventLogError, ModelError, SchemaError)
 

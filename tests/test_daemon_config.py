@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from runtime.cli import main
-from runtime.schema import SchemaError
-from runtime.service import config
+from runtime.table import SchemaError
+from runtime import config
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "deploy" / "config.example.toml"

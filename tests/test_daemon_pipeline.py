@@ -16,8 +16,8 @@ from skimage import data
 from runtime.events import EventLog, Retention
 from runtime.interpreter import ModelError
 from runtime.pipeline import Pipeline
-from runtime.pipeline.models import load_and_test
-from runtime.service import config
+from runtime.pipeline.loader import load_and_test
+from runtime import config
 from runtime.sources import Frame
 
 
@@ -154,7 +154,7 @@ def test_actuator_rate_limit_and_pause(tmp_path, face_clip, blazeface_bundle):
 def test_filters_labels_score_area_and_zones():
     from runtime.detections import Detections
     from runtime.pipeline.filters import DetectionFilter
-    from runtime.service.config import DetectConfig, Zone
+    from runtime.config import DetectConfig, Zone
 
     det = Detections(
         [[10, 10, 50, 90], [300, 300, 340, 390], [10, 10, 12, 12], [100, 10, 140, 60], [300, 10, 340, 90]],

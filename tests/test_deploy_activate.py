@@ -19,9 +19,9 @@ import pytest
 
 from conftest import BLAZEFACE_MANIFEST, REPO
 from runtime import exitcodes
-from runtime.fleet import board
-from runtime.fleet.digest import DigestError, bundle_digest, listing
-from runtime.fleet.rollout import Remote, pack
+from runtime import activation
+from runtime.bundle_digest import DigestError, bundle_digest, listing
+from runtime.rollout.remote import Remote, pack
 
 
 @pytest.fixture
@@ -34,11 +34,11 @@ def bundle(tmp_path, blazeface_tflite) -> Path:
 
 
 @pytest.fixture
-def paths(tmp_path) -> board.BoardPaths:
-    return board.BoardPaths(tmp_path / "state")
+def paths(tmp_path) -> activation.BoardPaths:
+    return activation.BoardPaths(tmp_path / "state")
 
 
-def activate(paths: board.BoardPaths, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+def activate(paths: activation.BoardPaths, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "runtime.cli", "activate", "--state-dir", str(paths.state), *args],
                           cwd=REPO, input=stdin, capture_output=True, timeout=120)
 
@@ -145,7 +145,7 @@ def test_the_link_is_replaced_never_missing(paths, tmp_path):
     a, b = paths.bundle("a" * 64), paths.bundle("b" * 64)
     a.mkdir()
     b.mkdir()
-    board.point(paths.current, a)
+    activation.point(paths.current, a)
     stop = threading.Event()
     missing = []
 
@@ -157,14 +157,14 @@ def test_the_link_is_replaced_never_missing(paths, tmp_path):
     t = threading.Thread(target=reader)
     t.start()
     for i in range(200):
-        board.point(paths.current, b if i % 2 == 0 else a)
+        activation.point(paths.current, b if i % 2 == 0 else a)
     stop.set()
     t.join()
     assert not missing
-    assert board.link_target(paths.current) == a
+    assert activation.link_target(paths.current) == a
     (paths.models / "previous").mkdir()  # a folder where a link belongs is refused, not replaced
-    with pytest.raises(board.ActivationError, match="not a symbolic link"):
-        board.link_target(paths.previous)
+    with pytest.raises(activation.ActivationError, match="not a symbolic link"):
+        activation.link_target(paths.previous)
 
 
 def test_remote_command_quotes_every_word():
@@ -205,11 +205,11 @@ def test_serving_tells_bundles_apart(bundle, tmp_path):
     def status(path: Path) -> dict:
         return {"model": {"path": str(path), "sha256": sha}}
 
-    assert board.serving(status(bundle), bundle, other)
-    assert not board.serving(status(other), other, bundle)
-    assert board.serving(status(bundle), bundle, same_file)
-    assert not board.serving(status(bundle), same_file, bundle)
+    assert activation.serving(status(bundle), bundle, other)
+    assert not activation.serving(status(other), other, bundle)
+    assert activation.serving(status(bundle), bundle, same_file)
+    assert not activation.serving(status(bundle), same_file, bundle)
     link = tmp_path / "current"
     os.symlink(same_file, link)
     # through the link the daemon's report cannot say which copy it loaded: not taken as the new one
-    assert not board.serving(status(link), same_file, bundle)
+    assert not activation.serving(status(link), same_file, bundle)

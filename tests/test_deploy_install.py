@@ -152,14 +152,14 @@ def test_install_reinstall_uninstall_purge(tmp_path, source):
     assert os.readlink(units / "multi-user.target.wants/edgewatch.service") == "/etc/systemd/system/edgewatch.service"
     assert (root / "etc/edgewatch/convert").is_dir()
     # the config: the example, valid, with the model where rollouts put it
-    from runtime.service import config as config_mod
+    from runtime import config as config_mod
 
     written = root / "etc/edgewatch/config.toml"
     changed = set(written.read_text().splitlines()) ^ set((source / "deploy/config.example.toml").read_text().splitlines())
     assert len(changed) == 2 and all("/var/lib/edgewatch/models/current" in line for line in changed)
     assert config_mod.load(written).model.path == Path("/var/lib/edgewatch/models/current")
     # the first model: the bundled person detector, received and checked like any rollout
-    from runtime.fleet.digest import bundle_digest
+    from runtime.bundle_digest import bundle_digest
 
     assert os.readlink(state / "models/current") == bundle_digest(source / "runtime/assets/person-ssdlite")
     assert (state / "models" / bundle_digest(source / "runtime/assets/person-ssdlite")).stat().st_uid == uid

@@ -27,9 +27,9 @@ import pytest
 from conftest import BLAZEFACE_MANIFEST, REPO
 from runtime import exitcodes
 from runtime.bundle import sha256_file
-from runtime.fleet import board as board_mod
-from runtime.fleet.digest import bundle_digest
-from runtime.service import status as status_mod
+from runtime import activation as board_mod
+from runtime.bundle_digest import bundle_digest
+from runtime import status_file
 
 SSHD = Path("/usr/sbin/sshd")
 PLAYBOOK = REPO / "deploy" / "ansible" / "rollout.yml"
@@ -111,7 +111,7 @@ class Board:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"daemon exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
             status = self.status()
-            if status and status.get("pid") == self.proc.pid and status_mod.is_healthy(status):
+            if status and status.get("pid") == self.proc.pid and status_file.is_healthy(status):
                 return
             time.sleep(0.25)
         raise AssertionError(f"daemon not healthy after {START_TIMEOUT_S} s:\n{self.log.read_text()[-3000:]}")
@@ -125,7 +125,7 @@ class Board:
     def serving(self, bundle: Path) -> bool:
         """Healthy, reporting now, and running the model file of `bundle`."""
         status = self.status()
-        return (status is not None and status_mod.is_healthy(status)
+        return (status is not None and status_file.is_healthy(status)
                 and status["model"]["sha256"] == sha256_file(bundle / "model.tflite"))
 
     def stop(self) -> None:
@@ -309,7 +309,7 @@ def test_power_cut_mid_rollout_boots_on_the_last_good_bundle(boards, bundles):
 
 
 def test_corrupted_transfer_is_refused_before_any_switch(sshd, boards, bundles):
-    from runtime.fleet.rollout import Remote, pack
+    from runtime.rollout.remote import Remote, pack
 
     b = boards["board2"]
     before = b.current()
@@ -416,5 +416,5 @@ def test_conversion_job_over_ssh_then_rollout_of_its_bundle(sshd, boards, ssdlit
     d = deploy(sshd, out, "board1", timeout=60)
     assert d.returncode == 0, d.stdout + d.stderr
     status = boards["board1"].status()
-    assert status["model"]["name"] == name and status_mod.is_healthy(status)
+    assert status["model"]["name"] == name and status_file.is_healthy(status)
     assert boards["board1"].current() == bundle_digest(out)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.events import Event, EventLog, EventLogError, Retention
-from runtime.events import schema
+from runtime.events import database
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -168,9 +168,9 @@ def test_reopening_keeps_rows_and_refuses_a_newer_schema(tmp_path):
     assert _count(db) == 2
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
-        conn.execute(f"PRAGMA user_version={schema.VERSION + 1}")
-    with pytest.raises(EventLogError, match=f"{db}: .*schema version {schema.VERSION + 1} is newer"):
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == database.VERSION
+        conn.execute(f"PRAGMA user_version={database.VERSION + 1}")
+    with pytest.raises(EventLogError, match=f"{db}: .*schema version {database.VERSION + 1} is newer"):
         EventLog(db, journal_lines=False)
 
 

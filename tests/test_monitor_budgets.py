@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from runtime.monitor.budgets import Budgets, parse_budgets
-from runtime.schema import SchemaError, Table
+from runtime.table import SchemaError, Table
 
 
 def parse(text: str) -> Budgets:

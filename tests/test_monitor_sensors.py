@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.monitor.board import BoardSensors
+from runtime.monitor.readings import BoardSensors
 from runtime.monitor.sensors.cgroup import find_cgroup, read_cgroup_memory
 from runtime.monitor.sensors.cpufreq import read_policies
 from runtime.monitor.sensors.memory import ProcessMemoryReader, read_system_memory

@@ -126,7 +126,7 @@ def test_memory_backstop_is_above_the_configured_hard_budget():
 def test_convert_unit_runs_the_job_file_named_by_its_instance():
     d = directives(UNITS / CONVERT)
     argv = d["ExecStart"][0].split()
-    assert argv[1:3] == ["-m", "runtime.fleet.convert_job"]
+    assert argv[1:3] == ["-m", "runtime.rollout.convert_job"]
     assert argv[3] == "/etc/edgewatch/convert/%i.args" == d["AssertPathExists"][0]
     assert d["Type"] == ["exec"]  # `systemctl start` returns once it runs; the job outlives the ssh session
-    assert (REPO / "runtime/fleet/convert_job.py").is_file()
+    assert (REPO / "runtime/rollout/convert_job.py").is_file()

@@ -17,7 +17,7 @@ from .. import exitcodes
 from ..cli import CommandError
 
 def _digest(value: str) -> str:
-    from ..fleet.digest import is_digest
+    from ..bundle_digest import is_digest
 
     if not is_digest(value):
         raise argparse.ArgumentTypeError(f"not a sha256 hex digest: {value!r}")
@@ -43,7 +43,8 @@ def _emit(result: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fleet import board
+    from .. import activation
+    from ..paths import state_dir
 
     if sum((args.bundle is not None, args.previous, args.recover)) != 1:
         raise CommandError("give one of: a bundle (folder or -), --previous, --recover")
@@ -51,28 +52,28 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--timeout: must be > 0, got {args.timeout:g}")
     # A dropped ssh session must not stop us between the switch and the health check or rollback.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    paths = board.BoardPaths(args.state_dir or board.default_state_dir())
+    paths = activation.BoardPaths(state_dir(args.state_dir))
     try:
         if args.recover:
-            result = board.recover(paths)
+            result = activation.recover(paths)
             _emit(result)
             if result["result"] == "recovered":
                 print(f"edgewatch activate: an unfinished activation of {result['abandoned']} was undone: back on {result['bundle']}",
                       file=sys.stderr)
             return exitcodes.OK
-        with board.locked(paths):
+        with activation.locked(paths):
             if args.previous:
-                target = board.link_target(paths.previous)
+                target = activation.link_target(paths.previous)
                 if target is None or not target.is_dir():
                     raise CommandError(f"{paths.previous}: no previous bundle to switch back to", exitcodes.FAILURE)
             else:
                 source = None if args.bundle == "-" else Path(args.bundle)
-                target = board.receive(paths, expected=args.sha256, folder=source, stream=sys.stdin.buffer if source is None else None)
+                target = activation.receive(paths, expected=args.sha256, folder=source, stream=sys.stdin.buffer if source is None else None)
             if args.stage_only:
                 _emit({"result": "staged", "ok": True, "bundle": target.name})
                 return exitcodes.OK
-            result = board.activate(paths, target, args.timeout)
-    except board.ActivationError as exc:
+            result = activation.activate(paths, target, args.timeout)
+    except activation.ActivationError as exc:
         _emit({"result": "refused", "ok": False, "error": str(exc)})
         raise CommandError(str(exc), exc.code) from None
     except OSError as exc:  # a full or read-only card: say so to `deploy`, which reads this line

@@ -3,7 +3,7 @@
 Init time, first invoke, invoke latency percentiles over N runs on real frames, preprocess and
 decode + NMS time per frame, peak RSS; `--cold` adds import-to-first-detection in a fresh process;
 `--variant all` measures every variant of a bundle in the same run, so their ratios are fair on a
-shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/pipeline_bench.py).
+shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     from ..interpreter import default_threads
 
     if args.pipeline:
-        from ..pipeline_bench import run_pipeline_bench
+        from ..bench.pipeline import run_pipeline_bench
 
         return run_pipeline_bench(args)
     model = args.model or _default_model()

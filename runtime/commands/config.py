@@ -14,14 +14,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..service import config, paths
+    from .. import config
+    from .. import paths
 
     path = paths.config_path(args.config)
     cfg = config.load(path)  # SchemaError: one line naming the field, exit 2
     if not args.no_model:
         from ..cli import CommandError
         from ..decoders import DecoderError
-        from ..pipeline.models import load_and_test
+        from ..pipeline.loader import load_and_test
 
         try:
             det = load_and_test(cfg.model)  # BundleError/ModelError: one line naming the file, exit 2

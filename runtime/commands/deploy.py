@@ -1,7 +1,7 @@
 """`edgewatch deploy BUNDLE HOST...`: roll a bundle out to boards over ssh, in parallel, with rollback.
 
 Each board checks the digest, switches `models/current`, reloads the daemon and waits until it
-reports healthy on the new model, or switches back (see runtime/fleet/board.py). Exits
+reports healthy on the new model, or switches back (see runtime/activation.py). Exits
 `exitcodes.ROLLOUT_FAILED` if any host did not end on the new bundle.
 """
 
@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..bundle import MANIFEST, load_manifest
-    from ..fleet.digest import DigestError, bundle_digest
-    from ..fleet.rollout import SSH_DEFAULTS, Remote, deploy, summary
+    from ..bundle_digest import DigestError, bundle_digest
+    from ..rollout.remote import SSH_DEFAULTS, Remote, deploy, summary
 
     try:
         digest = bundle_digest(args.bundle)

@@ -41,13 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sqlite3
 
-    from ..events import EventLogError, query, schema
+    from ..events import EventLogError, query
+    from ..events import database
 
     db, default = _database(args)
     where = query.Filter(_time("--since", args.since), _time("--until", args.until), tuple(args.label))
     limit = _limit(args.limit)
     try:
-        conn = schema.connect_readonly(db)
+        conn = database.connect_readonly(db)
     except EventLogError as exc:
         hint = " (the default state folder; has `edgewatch run` written events yet? else give --db or --state-dir)" if default else ""
         raise CommandError(f"{exc}{hint}") from None
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.follow:
         return exitcodes.OK
     try:
-        for row in query.follow(lambda: schema.connect_readonly(db), db.parent, where, rev):
+        for row in query.follow(lambda: database.connect_readonly(db), db.parent, where, rev):
             emit(_record(row))
     except KeyboardInterrupt:  # the normal way to stop following
         return exitcodes.OK
@@ -85,9 +86,7 @@ def _database(args: argparse.Namespace) -> tuple[Path, bool]:
     """The database to read, and whether it is the default one."""
     if args.db:
         return Path(args.db), False
-    if args.state_dir:
-        return Path(args.state_dir) / paths.EVENTS_DB, False
-    return paths.state_dir() / paths.EVENTS_DB, True
+    return paths.state_dir(args.state_dir) / paths.EVENTS_DB, not args.state_dir
 
 
 def _limit(text: str | None) -> int | None:

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..monitor.board import BoardSensors
+    from ..monitor.readings import BoardSensors
     from ..monitor.sensors.power.estimate import PROFILES
 
     if args.interval <= 0:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--root: {args.root}: not a folder", BAD_INPUT)
     if args.board != "auto" and args.board not in PROFILES:
         raise CommandError(f"--board: {args.board!r} is not one of auto, {', '.join(PROFILES)}", BAD_INPUT)
-    status_path = (args.state_dir or state_dir()) / STATUS
+    status_path = state_dir(args.state_dir) / STATUS
     sensors = BoardSensors(args.root, board=args.board, vcgencmd=args.vcgencmd)
     if args.bench is not None:
         return _bench(sensors, args.bench, args.json)
@@ -114,13 +114,13 @@ def _bench(sensors: Any, seconds: float, as_json: bool) -> int:
 
 
 def _daemon_budget(path: Path) -> dict[str, Any] | None:
-    from ..service import status as status_mod
+    from .. import status_file
 
     try:
-        status = status_mod.read(path)
+        status = status_file.read(path)
     except (OSError, ValueError):
         return None
-    if not status_mod.is_fresh(status):
+    if not status_file.is_fresh(status):
         return None
     return {"state": status.get("state"), "fps": status.get("fps"), "budget": status.get("budget") or {}}
 

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..cli import CommandError
     from ..decoders import DecoderError
     from ..events import EventLogError
-    from ..service import paths
+    from .. import paths
     from ..service.daemon import Daemon
 
     if args.duration is not None and args.duration <= 0:

@@ -25,19 +25,19 @@ def _age(seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import CommandError
-    from ..service import paths
-    from ..service import status as status_mod
+    from .. import paths
+    from .. import status_file
 
-    path = status_mod.status_file(paths.state_dir(args.state_dir))
+    path = status_file.location(paths.state_dir(args.state_dir))
     try:
-        status = status_mod.read(path)
+        status = status_file.read(path)
     except FileNotFoundError:
         raise CommandError(f"{path}: no status: the daemon has not run with this state folder", exitcodes.FAILURE) from None
     except ValueError as exc:
         raise CommandError(f"{path}: unreadable status ({exc})", exitcodes.FAILURE) from None
     now = time.time()
-    healthy = status_mod.is_healthy(status, now)
-    fresh = status_mod.is_fresh(status, now)
+    healthy = status_file.is_healthy(status, now)
+    fresh = status_file.is_fresh(status, now)
     updated = status.get("updated") if isinstance(status.get("updated"), (int, float)) else 0
     if args.json:
         print(json.dumps({**status, "fresh": fresh, "healthy_now": healthy}))

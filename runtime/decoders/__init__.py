@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..schema import SchemaError
+from ..table import SchemaError
 from .base import Decoder, DecoderContext, DecoderError
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..schema import Table
+from ..table import Table
 
 
 def _layer_scale(min_scale: float, max_scale: float, index: int, count: int) -> float:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..detections import Detections, box_iou
-from ..schema import Table
+from ..table import Table
 
 
 def greedy_nms(det: Detections, iou_threshold: float, max_detections: int = 100, per_class: bool = True) -> Detections:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..detections import Detections
-from ..schema import Table
+from ..table import Table
 from .anchors import anchors_from_params
 from .base import DecoderContext, DecoderError, find_output, sigmoid
 from .box_coders import decode_mediapipe, decode_ssd

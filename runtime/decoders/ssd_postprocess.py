@@ -15,7 +15,7 @@ import numpy as np
 
 from ..detections import Detections
 from ..interpreter import TensorInfo
-from ..schema import Table
+from ..table import Table
 from .base import DecoderContext, DecoderError
 
 _OP_INDEX = re.compile(r"TFLite_Detection_PostProcess(?::(\d))?$")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..detections import Detections
 from ..interpreter import TensorInfo
-from ..schema import Table
+from ..table import Table
 from .base import DecoderContext, DecoderError
 from .nms import NmsParams, parse_nms
 

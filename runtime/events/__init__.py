@@ -2,7 +2,7 @@
 retention by age and size, one JSON line per event in the journal, and queries for `edgewatch events`."""
 
 from .model import Event, Retention, SystemEvent
-from .schema import EventLogError
+from .database import EventLogError
 from .writer import EventLog
 
 __all__ = ["Event", "EventLog", "EventLogError", "Retention", "SystemEvent"]

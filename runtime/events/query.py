@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import snapshots
 from .model import Event
-from .schema import EventLogError
+from .database import EventLogError
 
 _COLUMNS = 'id, label, class_id, score, start, "end", box, snapshot, source, model, updated'
 

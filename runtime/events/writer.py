@@ -22,7 +22,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import journal, query, retention, schema, snapshots
+from . import journal, query, retention, snapshots
+from . import database
 from .model import Event, Retention, SystemEvent
 
 _log = logging.getLogger(__name__)
@@ -100,12 +101,12 @@ class EventLog:
         self._retention_seconds = retention_seconds
         self._journal = journal.logger() if journal_lines else None
 
-        self._conn = schema.connect(self.path)
+        self._conn = database.connect(self.path)
         try:
             self.snapshots_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             self._conn.close()
-            raise schema.EventLogError(f"{self.snapshots_dir}: cannot create the snapshots folder: {exc}") from exc
+            raise database.EventLogError(f"{self.snapshots_dir}: cannot create the snapshots folder: {exc}") from exc
         self._rev = self._conn.execute("SELECT COALESCE(MAX(rev), 0) FROM events").fetchone()[0]
 
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_max)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..schema import Table
+from ..table import Table
 from .sensors.power import SCOPES
 from .sensors.power.estimate import PROFILES
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 from .. import exitcodes
-from .board import BoardSensors, Readings
+from .readings import BoardSensors, Readings
 from .budgets import Budgets
 from .controller import Action, Controller, Knobs, Observation
 from .sensors.power import PowerSource

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ..detections import Detections
-from ..service.config import DetectConfig
+from ..config import DetectConfig
 
 log = logging.getLogger("edgewatch.pipeline")
 

@@ -26,15 +26,15 @@ from ..detector import Detector
 from ..errors import one_line
 from ..events.model import Event
 from ..preprocess import Transform
-from ..service import heap
-from ..service.config import CameraConfig, Config
+from .. import heap
+from ..config import CameraConfig, Config
 from ..sources import Frame, source_factory
 from ..sources.capture import Capture
 from ..sources.slot import LatestSlot
 from ..tracker import IoUTracker, Track, TrackUpdate
 from . import snapshot
 from .filters import DetectionFilter
-from .models import load_and_test
+from .loader import load_and_test
 from .stats import PipelineStats
 
 log = logging.getLogger("edgewatch.pipeline")

@@ -1,1 +1,2 @@
-"""The daemon as a service: config, paths, sd_notify, status file, signals and the run loop."""
+"""The composition root: the daemon (signals, reload, status), sd_notify. Everything else in
+runtime/ sits below it and never imports it."""

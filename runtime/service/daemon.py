@@ -23,13 +23,13 @@ from .. import paths as state_paths
 from ..errors import one_line
 from ..events.journal_only import JournalOnlyLog
 from ..events.model import Retention
-from ..events.schema import EventLogError
+from ..events.database import EventLogError
 from ..events.writer import EventLog
 from ..pipeline import Pipeline
-from ..pipeline.models import describe, load_and_test
-from . import config as config_mod
-from . import heap
-from . import status as status_mod
+from ..pipeline.loader import describe, load_and_test
+from .. import config as config_mod
+from .. import heap
+from .. import status_file
 from .notify import Notifier, WatchdogFeeder
 
 log = logging.getLogger("edgewatch.daemon")
@@ -48,7 +48,7 @@ class Daemon:
         self.duration = duration
         self.overrides = overrides
         self.notifier = Notifier()
-        self.status_path = status_mod.status_file(self.state_dir)
+        self.status_path = status_file.location(self.state_dir)
         self.started = time.time()
         self.last_error: str | None = None
         self.exit_code = exitcodes.OK
@@ -308,7 +308,7 @@ class Daemon:
             return
         self.notifier.status(self._status_line(status))
         try:
-            status_mod.write(self.status_path, status)
+            status_file.write(self.status_path, status)
         except OSError as exc:  # a full disk: keep running, say so once
             if not self._status_failing:
                 log.warning("cannot write %s: %s", self.status_path, exc)

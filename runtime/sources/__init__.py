@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable
 from .base import Frame, Source, SourceEnded, SourceError
 
 if TYPE_CHECKING:
-    from ..service.config import CameraConfig
+    from ..config import CameraConfig
 
 __all__ = ["Frame", "Source", "SourceEnded", "SourceError", "source_factory"]
 

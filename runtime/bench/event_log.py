@@ -1,6 +1,6 @@
 """Write throughput of the event log: the batched writer against a naive commit per event, in one run.
 
-    python -m runtime.events.bench [--upserts N] [--dir DIR] [--snapshot-bytes B]
+    python -m runtime.bench.event_log [--upserts N] [--dir DIR] [--snapshot-bytes B]
 
 The same upserts (each event updated 5 times, the last one closing it) go three ways: `EventLog`
 (one transaction per batch, the product), a loop committing each upsert in WAL mode with the same
@@ -19,9 +19,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from . import schema, snapshots
-from .model import Event, Retention
-from .writer import UPSERT_SQL, EventLog, row_values
+from ..events import snapshots
+from ..events import database
+from ..events.model import Event, Retention
+from ..events.writer import UPSERT_SQL, EventLog, row_values
 
 _UPDATES_PER_EVENT = 5
 
@@ -72,10 +73,10 @@ def _batched(folder: Path, events: list[Event], jpeg: bytes | None) -> dict[str,
 def _naive(folder: Path, events: list[Event], jpeg: bytes | None, wal: bool, budget_s: float) -> dict[str, float]:
     path = folder / "events.db"
     if wal:
-        conn = schema.connect(path)
+        conn = database.connect(path)
     else:
         # SQLite's defaults, as a first attempt would use them: rollback journal, synchronous=FULL.
-        schema.connect(path).close()
+        database.connect(path).close()
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=DELETE")
     snaps = folder / "snapshots"
@@ -100,7 +101,7 @@ def _naive(folder: Path, events: list[Event], jpeg: bytes | None, wal: bool, bud
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.events.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m runtime.bench.event_log", description=__doc__.splitlines()[0])
     parser.add_argument("--upserts", type=int, default=20000, help="upserts per method (default 20000)")
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary folder in /var/tmp)")
     parser.add_argument("--snapshot-bytes", type=int, default=0, help="a snapshot of this many bytes with every upsert (default none)")

@@ -2,7 +2,7 @@
 
 Each board gets one ssh command, `edgewatch activate --sha256 D --timeout S -`, with the bundle as
 a tar stream on its stdin: the board stages it, checks the digest, switches, waits for health and
-rolls back on its own (runtime.fleet.board), so a dropped connection never leaves it half-switched.
+rolls back on its own (runtime.activation), so a dropped connection never leaves it half-switched.
 The remote command line is built from an argument list, each word quoted with shlex.quote.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .digest import bundle_files
+from ..bundle_digest import bundle_files
 
 # Never prompt (a fleet run has nobody to answer); notice a dead link instead of hanging on it.
 SSH_DEFAULTS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]

@@ -3,7 +3,7 @@ daemon, wait until it reports healthy on the new model, and switch back if it do
 
 Layout under the state folder (`/var/lib/edgewatch` on a board):
 
-    models/<digest>/        one folder per bundle, named by its digest (runtime.fleet.digest)
+    models/<digest>/        one folder per bundle, named by its digest (runtime.bundle_digest)
     models/current  -> <digest>   what the daemon's config points at; replaced by rename, never edited
     models/previous -> <digest>   the last good bundle, for `edgewatch activate --previous`
     models/fallback -> <digest>   exists only while an activation is unfinished: if the board loses
@@ -29,14 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from .. import exitcodes
-from ..atomic import fsync_path, fsync_tree
-from .. import paths as state_paths
-from ..bundle import MANIFEST, BundleError, load_manifest, sha256_file
-from ..service import status as status_mod
-from .digest import DigestError, bundle_digest, is_digest
+from . import exitcodes
+from .atomic import fsync_path, fsync_tree
+from . import paths as state_paths
+from .bundle import MANIFEST, BundleError, load_manifest, sha256_file
+from . import status_file
+from .bundle_digest import DigestError, bundle_digest, is_digest
 
-BOARD_STATE_DIR = Path("/var/lib/edgewatch")
 POLL_S = 0.25
 
 
@@ -50,12 +49,6 @@ class ActivationError(Exception):
 
 class Busy(ActivationError):
     """Another activation holds the board's lock."""
-
-
-def default_state_dir() -> Path:
-    """The state folder's one rule, with the service's folder in place of the per-user one:
-    activate runs under sudo and acts on the system daemon."""
-    return state_paths.state_dir(default=BOARD_STATE_DIR)
 
 
 @dataclass(frozen=True)
@@ -84,7 +77,7 @@ class BoardPaths:
 
     @property
     def status(self) -> Path:
-        return status_mod.status_file(self.state)
+        return status_file.location(self.state)
 
     def bundle(self, digest: str) -> Path:
         return self.models / digest
@@ -215,7 +208,7 @@ def locked(paths: BoardPaths) -> Iterator[None]:
 
 def read_status(paths: BoardPaths) -> dict[str, Any] | None:
     try:
-        return status_mod.read(paths.status)
+        return status_file.read(paths.status)
     except (OSError, ValueError):
         return None  # no daemon yet, or a damaged file: either way, not a healthy daemon
 
@@ -223,7 +216,7 @@ def read_status(paths: BoardPaths) -> dict[str, Any] | None:
 def live_pid(paths: BoardPaths) -> int | None:
     """The running daemon's pid from a fresh status.json whose process still exists."""
     status = read_status(paths)
-    pid = status.get("pid") if status_mod.is_fresh(status) and status else None
+    pid = status.get("pid") if status_file.is_fresh(status) and status else None
     if not isinstance(pid, int) or pid <= 0:
         return None
     try:
@@ -274,7 +267,7 @@ def wait_for(paths: BoardPaths, want: Callable[[dict[str, Any]], bool], since: f
         status = read_status(paths)
         if status is not None:
             last = status
-            if status_mod.is_healthy(status) and status.get("updated", 0) >= since and want(status):
+            if status_file.is_healthy(status) and status.get("updated", 0) >= since and want(status):
                 return True, status
         if time.monotonic() >= deadline:
             return False, last
@@ -297,7 +290,7 @@ def _signal_reload(paths: BoardPaths) -> bool:
 def _why(status: dict[str, Any] | None) -> str:
     if status is None:
         return "no status.json from the daemon"
-    if not status_mod.is_fresh(status):
+    if not status_file.is_fresh(status):
         return "the daemon stopped reporting (status.json is stale)"
     detail = [f"state={status.get('state')}", f"healthy={status.get('healthy')}"]
     model = status.get("model") or {}
@@ -336,7 +329,7 @@ def activate(paths: BoardPaths, bundle_dir: Path, timeout: float) -> dict[str, A
         return result
 
     if live_pid(paths) is None:
-        raise ActivationError(f"no running daemon ({paths.status} is missing or older than {status_mod.STALE_S:g} s); nothing switched")
+        raise ActivationError(f"no running daemon ({paths.status} is missing or older than {status_file.STALE_S:g} s); nothing switched")
     if old is not None and old.resolve() == bundle_dir.resolve():
         ok, status = wait_for(paths, lambda s: serving(s, bundle_dir, None), 0, timeout)
         return done("unchanged", status, None if ok else f"already current but not healthy: {_why(status)}")

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import paths as state_paths
-from ..atomic import replace_bytes
+from . import paths as state_paths
+from .atomic import replace_bytes
 
 STALE_S = 5.0  # a status older than this means the daemon is stuck or gone
 
 
-def status_file(state_dir: Path) -> Path:
+def location(state_dir: Path) -> Path:
     return Path(state_dir) / state_paths.STATUS
 
 

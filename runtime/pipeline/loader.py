@@ -12,7 +12,7 @@ import numpy as np
 
 from ..detector import Detector, DetectorOptions
 from ..interpreter import ModelError
-from ..service.config import ModelConfig
+from ..config import ModelConfig
 from ..sources import Frame
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..schema import SchemaError, Table
+from .table import SchemaError, Table
 from . import paths
 
 SNAPSHOT_MODES = ("box", "crop", "none")
@@ -106,7 +106,7 @@ def _camera(t: Table, base: Path) -> CameraConfig:
         source = raw
     else:
         raise t.error("source", f"must be a device index, a device path, a URL, a file or 'picamera2', got {raw!r}")
-    from ..sources.opencv import classify
+    from .sources.opencv import classify
 
     if not source.startswith("picamera2") and classify(source) == "file":
         source = str(_path(source, base))
@@ -215,7 +215,7 @@ def parse(data: dict, where: str, base: Path) -> Config:
     events = _events(top.table("events", {}))
     budget = None
     if top.has("budget"):
-        from ..monitor.budgets import parse_budgets
+        from .monitor.budgets import parse_budgets
 
         budget = parse_budgets(top.table("budget"))
     top.done()

@@ -11,7 +11,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from ..bundle import MANIFEST, sha256_file
+from .bundle import MANIFEST, sha256_file
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")

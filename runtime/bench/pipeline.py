@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import psutil
 
-from . import exitcodes
+from .. import exitcodes
 
 DEFAULT_SECONDS = 10.0
 DEFAULT_FRAMES = 10_000
@@ -71,9 +71,9 @@ class _Run:
     """One real pipeline (and event log) on the video, paced or not, started and stopped."""
 
     def __init__(self, det, video: str, model: str, threads: int, paced: bool, workdir: Path):
-        from .events import EventLog, Retention
-        from .pipeline import Pipeline
-        from .service import config
+        from ..events import EventLog, Retention
+        from ..pipeline import Pipeline
+        from .. import config
 
         data = {"camera": {"source": video, "loop": True, "as_fast_as_possible": not paced},
                 "model": {"path": model, "threads": threads}}
@@ -191,10 +191,10 @@ def _memory(video: str, model: str, threads: int, frames: int, workdir: Path) ->
 
 
 def run_pipeline_bench(args: argparse.Namespace) -> int:
-    from .cli import CommandError
-    from .detector import Detector, DetectorOptions
-    from .interpreter import default_threads
-    from .service import paths
+    from ..cli import CommandError
+    from ..detector import Detector, DetectorOptions
+    from ..interpreter import default_threads
+    from .. import paths
 
     model = str(Path(args.model).resolve()) if args.model else str(paths.BUNDLED_MODEL)
     video = str(Path(args.input).resolve()) if args.input else str(paths.BUNDLED_VIDEO)

@@ -1,4 +1,4 @@
-"""Run one conversion job from a job file: `python -m runtime.fleet.convert_job FILE`.
+"""Run one conversion job from a job file: `python -m runtime.rollout.convert_job FILE`.
 
 The ExecStart of `edgewatch-convert@NAME.service`, for `ssh host sudo systemctl start
 edgewatch-convert@NAME`: systemd owns the process (it outlives the ssh session), the journal keeps
@@ -25,7 +25,7 @@ def read_job(path: Path) -> list[str]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m runtime.fleet.convert_job JOBFILE", file=sys.stderr)
+        print("usage: python -m runtime.rollout.convert_job JOBFILE", file=sys.stderr)
         return exitcodes.BAD_INPUT
     path = Path(argv[0])
     try:

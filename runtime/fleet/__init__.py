@@ -1,1 +1,0 @@
-"""Getting bundles onto boards: the board side (`activate`) and the workstation side (rollout over ssh)."""
