@@ -50,6 +50,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .quantize import IO_TYPES, MODES
+    from .yolo.head import DECODERS
 
     parser.epilog = __doc__.split("\n\n", 2)[2]
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -70,10 +71,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", type=Path, help="labels file, one per line, in class order")
     parser.add_argument("--inputs", type=_list, help="frozen graph: the input tensor name")
     parser.add_argument("--outputs", type=_list, help="frozen graph: output tensor names")
+    d = parser.add_argument_group("detector (YOLO heads are recognised by themselves; these say what the model cannot)")
+    d.add_argument("--decoder", choices=DECODERS, help="the head's layout when its shape is ambiguous, or raw for a model that is not a detector")
+    d.add_argument("--iou", type=float, help="NMS IoU threshold (default: the source's own; Ultralytics 0.7)")
+    d.add_argument("--score", type=float, dest="score_threshold", help="score threshold (default: the source's own; Ultralytics 0.25)")
     g = parser.add_argument_group("input (models whose file does not record their preprocessing)")
     g.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT when the model's input size is not fixed")
     g.add_argument("--color", choices=COLORS[:2], default="rgb")
-    g.add_argument("--resize", choices=RESIZES, default="stretch")
+    g.add_argument("--resize", choices=RESIZES, help="default: letterbox for a YOLO model, stretch otherwise")
     g.add_argument("--interpolation", choices=INTERPOLATIONS, default="linear")
     g.add_argument("--range", type=_floats, metavar="LO,HI", help="pixels 0..255 scaled linearly to LO..HI (default 0,1)")
     g.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="instead of --range: (pixel - mean) / std")
@@ -125,13 +130,19 @@ def run(args: argparse.Namespace) -> int:
     from .report import below, table
     from .staging import Interrupted
 
+    from .yolo.head import HeadOptions
+
     if args.samples < 1 or args.held_out < 1 or args.runs < 1 or (args.threads is not None and args.threads < 1):
         raise CommandError("--samples, --held-out, --runs and --threads must be at least 1")
+    for flag, value in (("--iou", args.iou), ("--score", args.score_threshold)):
+        if value is not None and not 0 < value < 1:
+            raise CommandError(f"{flag}: must be between 0 and 1 (exclusive), got {value}")
     opts = ConvertOptions(
         source=args.source, output=args.output, calibration=args.calibration, quantize=args.quantize or ["int8"],
         io_type=args.io_type, samples=args.samples, held_out=args.held_out, postprocess=args.postprocess,
         measure_only=args.measure_only, threads=args.threads, runs=args.runs, name=args.name,
         labels=_labels(args.labels), input=_input_options(args), inputs=args.inputs, outputs=args.outputs,
+        head=HeadOptions(args.decoder, args.iou, args.score_threshold),
     )
     try:
         report = convert(opts, Progress(enabled=not args.quiet))

@@ -34,6 +34,8 @@ from .samples import Samples, load_samples
 from .sources import InputOptions, SourceModel, load_source
 from .sources.base import call
 from .staging import staged_folder
+from .yolo.head import HeadOptions
+from .yolo.source import with_head
 
 REPORT = "report.json"
 ANCHORS = "anchors.npy"
@@ -59,6 +61,7 @@ class ConvertOptions:
     input: InputOptions = field(default_factory=InputOptions)
     inputs: list[str] | None = None
     outputs: list[str] | None = None
+    head: HeadOptions = field(default_factory=HeadOptions)  # --decoder, --iou, --score
 
 
 @dataclass
@@ -93,7 +96,7 @@ def _variants(opts: ConvertOptions, source: SourceModel) -> list[_Variant]:
 
 def _convert_variant(v: _Variant, source: SourceModel, opts: ConvertOptions, calibration: list[np.ndarray]) -> None:
     head = source.head
-    function = head.scored_function if v.postprocess else source.function
+    function = head.scored_function if v.postprocess else _function(source)
     t0 = time.monotonic()
     data = quantize.convert(
         function, source.trackable, v.mode, source=source.path, io_type=opts.io_type,
@@ -114,10 +117,15 @@ def _convert_variant(v: _Variant, source: SourceModel, opts: ConvertOptions, cal
     v.data, v.seconds = data, time.monotonic() - t0
 
 
+def _function(source: SourceModel):
+    """What the variants are converted from: the source's function, or its head's own (a cut head)."""
+    return source.head.function if source.head is not None and source.head.function is not None else source.function
+
+
 def _manifest(opts: ConvertOptions, source: SourceModel, variants: list[_Variant], default: str) -> dict:
     head = source.head
     if head is not None:
-        output = {"decoder": head.decoder, "params": {**head.params, "boxes": "boxes", "scores": "scores"}}
+        output = {"decoder": head.decoder, "params": {**head.params, **head.output_params}}
     else:
         output = {"decoder": "raw", "params": {"outputs": source.output_names}}
     entries = []
@@ -148,16 +156,18 @@ def _tf_version() -> str:
     return tf.__version__
 
 
-def _fidelity_detector(folder: Path, variant: str, held_out: list[np.ndarray], references, threads: int) -> dict:
+def _fidelity_detector(folder: Path, variant: str, held_out: list[np.ndarray], references, threads: int, reference_score: float) -> dict:
     det = Detector.create_from_options(
         DetectorOptions(model=folder, variant=variant, threads=threads, score_threshold=fidelity.PREDICTION_SCORE)
     )
-    return fidelity.map50([det.detect(f) for f in held_out], references)
+    if det.warnings:  # e.g. scores quantized too coarsely to mean anything: no fidelity figure can pass it
+        raise ConversionError(f"{variant}: {det.warnings[0]}")
+    return fidelity.map50([det.detect(f) for f in held_out], references, reference_score=reference_score)
 
 
 def _fidelity_raw(path: Path, spec: InputSpec, names: list[str], held_out: list[np.ndarray], references, threads: int) -> dict:
     model = Model(path, threads=threads)
-    pre = Preprocessor(spec, model.input.dtype, model.input.quantization)
+    pre = Preprocessor(spec, model.input.dtype, model.input.quantization, model.input_layout)
     by_name = {o.name: o for o in model.outputs}
     missing = [n for n in names if n not in by_name]
     if missing:
@@ -183,7 +193,7 @@ def _measure(opts: ConvertOptions, source: SourceModel, samples: Samples, refere
     for v, entry, path, cost in zip(variants, manifest["variants"], paths, costs):
         progress.step(f"fidelity of {v.name} on {len(samples.held_out)} held-out samples")
         if source.is_detector:
-            fid = _fidelity_detector(folder, v.name, samples.held_out, references, threads)
+            fid = _fidelity_detector(folder, v.name, samples.held_out, references, threads, source.head.reference_score)
         else:
             fid = _fidelity_raw(path, bundle.input, source.output_names, samples.held_out, references, threads)
         row = {
@@ -219,6 +229,7 @@ def convert(opts: ConvertOptions, progress: Progress | None = None) -> dict:
         samples: Samples = load_samples(opts.calibration, opts.samples, opts.held_out)
         progress.step(f"loading {opts.source}")
         source = load_source(opts.source, Path(work), opts.input, opts.labels, opts.inputs, opts.outputs)
+        source = with_head(source, opts.head, Path(work), opts.input.resize is not None, samples.calibration[0])
         variants = _variants(opts, source)
         float_pre = Preprocessor(source.input, np.float32)
         calibration = [float_pre(f)[0] for f in samples.calibration]
@@ -237,12 +248,12 @@ def convert(opts: ConvertOptions, progress: Progress | None = None) -> dict:
                 reference_size = len(v.data)
         if reference_size is None:
             progress.step("converting float32 (the size reference)")
-            reference_size = len(quantize.convert(source.function, source.trackable, "none", source=source.path))
+            reference_size = len(quantize.convert(_function(source), source.trackable, "none", source=source.path))
 
         default = next(v.name for v in variants if v.name not in opts.measure_only)
         for v in variants:
             (folder / (MODEL if v.name == default else v.file)).write_bytes(v.data)
-        if source.is_detector:
+        if source.is_detector and source.head.anchors is not None:
             np.save(folder / ANCHORS, source.head.anchors)
         manifest = _manifest(opts, source, variants, default)
         write_manifest(folder, manifest)
@@ -258,8 +269,8 @@ def convert(opts: ConvertOptions, progress: Progress | None = None) -> dict:
             "samples": {**samples.description, "calibration": len(samples.calibration), "held_out": len(samples.held_out)},
             "float32_size_bytes": reference_size,
             "fidelity_reference": (
-                "the source graph run whole on the raw frames (its own preprocessing and NMS); its detections with "
-                f"score >= {fidelity.REFERENCE_SCORE} are the ground truth" if source.is_detector
+                f"{source.head.reference_text}; its detections with score >= {source.head.reference_score} are the ground truth"
+                if source.is_detector
                 else "the source model's outputs on the same preprocessed float32 inputs"
             ),
             "variants": rows,

@@ -34,11 +34,11 @@ def _average_precision(matches: list[tuple[float, bool]], n_ref: int) -> float:
     return float(np.sum((recall[1:] - recall[:-1]) * precision[1:]))
 
 
-def map50(predictions: list[Detections], references: list[Detections], iou: float = IOU) -> dict:
+def map50(predictions: list[Detections], references: list[Detections], iou: float = IOU, reference_score: float = REFERENCE_SCORE) -> dict:
     """{"value": mAP or None when the references hold no box, "per_class": {id: AP}, "references": n}."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} prediction frames for {len(references)} reference frames")
-    refs = [r[r.score >= REFERENCE_SCORE] for r in references]
+    refs = [r[r.score >= reference_score] for r in references]
     preds = [p[p.score >= PREDICTION_SCORE] for p in predictions]
     classes = sorted({int(c) for r in refs for c in r.class_id})
     per_class = {}
@@ -66,7 +66,7 @@ def map50(predictions: list[Detections], references: list[Detections], iou: floa
         "per_class": {str(c): round(v, 4) for c, v in per_class.items()},
         "references": int(sum(len(r) for r in refs)),
         "frames": len(refs),
-        "reference_score": REFERENCE_SCORE,
+        "reference_score": reference_score,
         "prediction_score": PREDICTION_SCORE,
         "iou": iou,
     }

@@ -37,7 +37,7 @@ def latencies(paths: list[Path], spec: InputSpec, frame: np.ndarray, threads: in
     models = []
     for path in paths:
         model = Model(path, threads=threads)
-        tensor, _ = Preprocessor(spec, model.input.dtype, model.input.quantization)(frame)
+        tensor, _ = Preprocessor(spec, model.input.dtype, model.input.quantization, model.input_layout)(frame)
         model.set_input(tensor)
         for _ in range(warmup):
             model.invoke()

@@ -18,7 +18,11 @@ from .decoders.ssd_postprocess import looks_like_postprocess
 from .decoders.yolo import yolo_layout
 from .detections import Detections
 from .interpreter import Model, ModelError
+from .model_metadata import class_names, read_tflite_metadata
 from .preprocess import InputSpec, Preprocessor
+
+# Decoders whose NMS runs in Python, so its IoU can be set per run (TFLite_Detection_PostProcess's is in the model)
+_NMS_DECODERS = ("yolo", "ssd_anchors")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class DetectorOptions:
     variant: str | None = None  # bundle variant; None = the bundle's default
     threads: int | None = None  # None = the board's cores
     score_threshold: float | None = None  # overrides the manifest's
+    iou: float | None = None  # NMS IoU threshold; overrides the manifest's
     labels: Path | str | None = None  # labels file for a bare .tflite (overrides the manifest's)
     backend: str | None = None  # ai_edge_litert | tflite_runtime | tensorflow; None = the first found
 
@@ -41,12 +46,15 @@ class Timings:
 def _bare_bundle(path: Path, model: Model, labels: list[str]) -> Bundle:
     """A Bundle for a .tflite with no manifest, when its layout says how to read it."""
     w, h = model.input_size
+    metadata = read_tflite_metadata(path)
+    labels = labels or class_names(metadata)
     if looks_like_postprocess(model.outputs):
         # TF OD API exports: 0..1 floats or uint8 with the same quantization; RGB, stretched.
         decoder, params = "ssd_postprocess", {}
         spec = InputSpec(w, h, color="rgb", mean=(127.5,) * 3, std=(127.5,) * 3)
-    elif len(model.outputs) == 1 and yolo_layout(model.outputs[0]):
-        decoder, params = "yolo", {}
+    elif len(model.outputs) == 1 and (layout := _bare_yolo_layout(model, metadata)):
+        # Ultralytics: RGB, 0..1, letterboxed with grey 114
+        decoder, params = "yolo", {"layout": layout}
         spec = InputSpec(w, h, color="rgb", resize="letterbox", mean=(0.0,) * 3, std=(255.0,) * 3)
     else:
         shapes = ", ".join(f"{o.name} {list(o.shape)}" for o in model.outputs)
@@ -54,10 +62,17 @@ def _bare_bundle(path: Path, model: Model, labels: list[str]) -> Bundle:
             f"{path}: no model.json and the outputs are not a recognisable layout "
             f"(TFLite_Detection_PostProcess or a YOLO head): {shapes}; write a model.json (see docs/DESIGN.md)"
         )
-    if model.input.shape[3] == 1:
+    if model.input_channels == 1:
         spec = InputSpec(w, h, color="gray", resize=spec.resize, mean=spec.mean[:1], std=spec.std[:1])
     return Bundle(path=path.parent, name=path.stem, input=spec, decoder=decoder, decoder_params=params,
                   labels=labels, variants=[Variant(name="default", file=path)], default_variant="default")
+
+
+def _bare_yolo_layout(model: Model, metadata: dict) -> str | None:
+    layout = yolo_layout(model.outputs[0], model.input_size)
+    if metadata.get("end2end") is True and model.outputs[0].shape[-1] == 6:
+        return "end2end"  # Ultralytics says so: a [1, N, 6] head whose N is a grid count too
+    return layout
 
 
 class Detector:
@@ -95,15 +110,25 @@ class Detector:
         where = str(manifest if manifest.is_file() else path)
         if (spec.width, spec.height) != model.input_size:
             raise BundleError(f"{where}: input is {spec.width}x{spec.height} but {variant.file.name} takes {model.input_size[0]}x{model.input_size[1]}")
-        if spec.channels != model.input.shape[3]:
-            raise BundleError(f"{where}: input.color {spec.color!r} has {spec.channels} channels but {variant.file.name} takes {model.input.shape[3]}")
+        if spec.channels != model.input_channels:
+            raise BundleError(f"{where}: input.color {spec.color!r} has {spec.channels} channels but {variant.file.name} takes {model.input_channels}")
         decoder_name, params = bundle.decoder_for(variant)
         if options.score_threshold is not None:
             params = {**params, "score_threshold": float(options.score_threshold)}
+        if options.iou is not None:
+            if decoder_name not in _NMS_DECODERS:
+                raise BundleError(f"{where}: an NMS IoU cannot be set for the {decoder_name} decoder (its NMS runs inside the model)")
+            params = {**params, "nms": {**(params.get("nms") or {}), "iou": float(options.iou)}}
         ctx = DecoderContext(model.outputs, model.input_size, bundle.path if manifest.is_file() else None, where)
         decoder = create_decoder(decoder_name, params, ctx)
-        pre = Preprocessor(spec, model.input.dtype, model.input.quantization)
+        pre = Preprocessor(spec, model.input.dtype, model.input.quantization, model.input_layout)
         return cls(options, bundle, variant, model, decoder, pre)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What makes this model's results suspect (e.g. scores quantized too coarsely), one line each."""
+        check = getattr(self.decoder, "warnings", None)
+        return [f"{self.variant.file}: {w}" for w in check()] if check else []
 
     @property
     def sha256(self) -> str:

@@ -173,6 +173,18 @@ class TensorInfo:
         return (value.astype(np.float32) - q.zero_point) * np.float32(q.scale)
 
 
+def image_layout(shape: tuple[int, ...]) -> str | None:
+    """'nhwc' for [1, H, W, C], 'nchw' for [1, C, H, W] (LiteRT exports of PyTorch models), C 1 or 3;
+    None when the shape is not one image. Channels last wins a tie (a 3x3 image is no image)."""
+    if len(shape) != 4 or shape[0] != 1:
+        return None
+    if shape[3] in (1, 3) and shape[1] >= 8 and shape[2] >= 8:
+        return "nhwc"
+    if shape[1] in (1, 3) and shape[2] >= 8 and shape[3] >= 8:
+        return "nchw"
+    return None
+
+
 def _tensor_info(detail: dict) -> TensorInfo:
     scale, zero = detail.get("quantization", (0.0, 0))
     quant = Quantization(float(scale), int(zero)) if scale else None
@@ -212,10 +224,11 @@ class Model:
         self.outputs = [_tensor_info(d) for d in self._interp.get_output_details()]
         if len(self.inputs) != 1:
             raise ModelError(f"{self.path}: expected one image input, the model has {len(self.inputs)}")
-        shape = self.input.shape
-        if len(shape) != 4 or shape[0] != 1 or shape[3] not in (1, 3) or shape[1] < 8 or shape[2] < 8:
+        self.input_layout = image_layout(self.input.shape)
+        if self.input_layout is None:
             raise ModelError(
-                f"{self.path}: input {self.input.name!r} has shape {list(shape)}; expected an image [1, H, W, 3] (or [1, H, W, 1])"
+                f"{self.path}: input {self.input.name!r} has shape {list(self.input.shape)}; expected an image "
+                "[1, H, W, 3] or [1, 3, H, W] (or one channel)"
             )
         if self.input.dtype not in (np.float32, np.uint8, np.int8):
             raise ModelError(f"{self.path}: input {self.input.name!r} has dtype {self.input.dtype}; expected float32, uint8 or int8")
@@ -231,8 +244,18 @@ class Model:
 
     @property
     def input_size(self) -> tuple[int, int]:
-        """(width, height) of the image input."""
-        return self.input.shape[2], self.input.shape[1]
+        """(width, height) of the image input, whichever its layout."""
+        _, h, w, _ = self.input_nhwc_shape
+        return w, h
+
+    @property
+    def input_channels(self) -> int:
+        return self.input_nhwc_shape[3]
+
+    @property
+    def input_nhwc_shape(self) -> tuple[int, int, int, int]:
+        shape = self.input.shape
+        return shape if self.input_layout == "nhwc" else (shape[0], shape[2], shape[3], shape[1])
 
     def set_input(self, value: np.ndarray) -> None:
         self._interp.set_tensor(self.input.index, value)

@@ -134,13 +134,24 @@ def resize(image: np.ndarray, width: int, height: int, interpolation: str) -> np
     return cv2.resize(image, (width, height), interpolation=flag)
 
 
-class Preprocessor:
-    """Turns BGR frames into input tensors for one model input. Build once, call per frame."""
+LAYOUTS = ("nhwc", "nchw")
 
-    def __init__(self, spec: InputSpec, dtype=np.float32, quantization: Quantization | None = None):
+
+class Preprocessor:
+    """Turns BGR frames into input tensors for one model input. Build once, call per frame.
+
+    `layout` is the model tensor's: `nhwc` ([1, H, W, C], TFLite's own) or `nchw` ([1, C, H, W], as
+    LiteRT exports of PyTorch models take it). Only where the values land differs: the same resize,
+    letterbox, colour order and table feed both.
+    """
+
+    def __init__(self, spec: InputSpec, dtype=np.float32, quantization: Quantization | None = None, layout: str = "nhwc"):
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
         self.spec = spec
         self.dtype = np.dtype(dtype)
         self.quantization = quantization
+        self.layout = layout
         self._lut = _lut(spec, self.dtype, quantization)
         self._uniform = self._lut is not None and bool(np.all(self._lut == self._lut[:, :1]))
 
@@ -186,8 +197,20 @@ class Preprocessor:
         return image, t
 
     def __call__(self, frame: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, Transform]:
-        """Returns ([1, H, W, C] tensor of the model's dtype, transform). Writes into `out` if given."""
+        """Returns ([1, H, W, C] or [1, C, H, W] tensor of the model's dtype, transform). Writes into
+        `out` if given."""
         image, t = self.resized(frame)
+        h, w, c = image.shape
+        if self.layout == "nchw":
+            if out is None:
+                out = np.empty((1, c, h, w), self.dtype)
+            planes = out.reshape(c, h, w)
+            for ch in range(c):  # one plane at a time: the table lookup writes straight into it
+                if self._lut is None:
+                    np.copyto(planes[ch], image[:, :, ch])
+                else:
+                    np.take(self._lut[:, ch], image[:, :, ch], out=planes[ch])
+            return out, t
         if out is None:
             out = np.empty((1, *image.shape), self.dtype)
         target = out.reshape(image.shape)

@@ -99,3 +99,17 @@ def test_bad_frames_are_refused():
     pre = Preprocessor(InputSpec(32, 32))
     with pytest.raises(ValueError, match="uint8"):
         pre(np.zeros((10, 10, 3), np.float32))
+
+
+@pytest.mark.parametrize("dtype,quant", [(np.float32, None), (np.uint8, Quantization(1 / 255, 0)), (np.int8, Quantization(1 / 255, -128))])
+def test_nchw_is_the_nhwc_tensor_transposed(astronaut_bgr, dtype, quant):
+    """An NCHW model (a LiteRT export of a PyTorch model) gets the very values an NHWC one gets."""
+    spec = InputSpec(320, 256, color="rgb", resize="letterbox")
+    nhwc, t1 = Preprocessor(spec, dtype, quant)(astronaut_bgr)
+    nchw, t2 = Preprocessor(spec, dtype, quant, layout="nchw")(astronaut_bgr)
+    assert nchw.shape == (1, 3, 256, 320) and nchw.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(nchw, nhwc.transpose(0, 3, 1, 2))
+    assert t1 == t2
+    out = np.empty((1, 3, 256, 320), dtype)
+    Preprocessor(spec, dtype, quant, layout="nchw")(astronaut_bgr, out=out)
+    np.testing.assert_array_equal(out, nchw)

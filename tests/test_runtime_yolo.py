@@ -76,5 +76,5 @@ def test_v8_uint8_scores_thresholded_on_integers():
 
 
 def test_not_a_yolo_head():
-    with pytest.raises(DecoderError, match="not a YOLO head"):
+    with pytest.raises(DecoderError, match="not a recognisable YOLO head"):
         create_decoder("yolo", {}, ctx((1, 4, 4)))

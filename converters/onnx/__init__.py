@@ -2,13 +2,13 @@
 
 from .errors import OnnxConversionError
 
-__all__ = ["OnnxConversionError", "load_onnx"]
+__all__ = ["OnnxConversionError", "load_onnx", "onnx_description"]
 
 
 def __getattr__(name: str):
     # Lazy, so `python -m converters.onnx.env --create` (CI setup) needs neither OpenCV nor runtime.
-    if name == "load_onnx":
-        from .convert import load_onnx
+    if name in ("load_onnx", "onnx_description"):
+        from . import convert
 
-        return load_onnx
+        return getattr(convert, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

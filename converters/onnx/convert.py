@@ -51,6 +51,16 @@ def _failure(worker_message: str, log: Path) -> str:
     return f"onnx2tf failed{f' at node {node}' if node else ''}: {cause} (log: {log})"
 
 
+def onnx_description(workdir: Path) -> dict:
+    """After `load_onnx` succeeded in `workdir`: the ONNX model's metadata properties and its graph's
+    input and output shapes, as the worker read them ({} when it did not say)."""
+    try:
+        result = json.loads((Path(workdir) / "onnx2tf-result.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: result[k] for k in ("metadata", "inputs", "outputs") if k in result}
+
+
 def load_onnx(onnx_path: Path, workdir: Path) -> Path:
     """Converts `onnx_path` with onnx2tf under `workdir`; returns the SavedModel folder (NHWC inputs).
 

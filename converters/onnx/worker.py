@@ -3,7 +3,7 @@
 It sees only the venv's packages (TensorFlow 2.19, numpy 1.26, onnx), so it imports nothing from
 edgewatch. It checks the ONNX file, checks every op against onnx2tf's converters, runs onnx2tf,
 and writes a JSON result for `converters.onnx.convert` to read:
-`{"ok": true}` or `{"ok": false, "cause": "unreadable" | "unsupported_op" | "conversion", "message": str}`.
+`{"ok": true, "metadata": {...}, "inputs": [[name, shape]], "outputs": [[name, shape]]}` or `{"ok": false, "cause": "unreadable" | "unsupported_op" | "conversion", "message": str}`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,22 @@ def run(onnx_path: Path, out_dir: Path) -> dict:
         return {"ok": False, "cause": "conversion", "message": _summary(exc)}
     if not (out_dir / "saved_model.pb").is_file():
         return {"ok": False, "cause": "conversion", "message": "onnx2tf wrote no saved_model.pb"}
-    return {"ok": True}
+    return {"ok": True, **_description(model)}
+
+
+def _shape(value_info) -> list:
+    dims = value_info.type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else None for d in dims]
+
+
+def _description(model) -> dict:
+    """What the converter reads about the ONNX model itself: exporters' metadata (Ultralytics writes
+    names, imgsz, stride, task) and the graph's own input and output shapes (NCHW)."""
+    return {
+        "metadata": {p.key: p.value for p in model.metadata_props},
+        "inputs": [[i.name, _shape(i)] for i in model.graph.input],
+        "outputs": [[o.name, _shape(o)] for o in model.graph.output],
+    }
 
 
 def main() -> int:

@@ -21,15 +21,22 @@ from runtime.preprocess import InputSpec
 class DetectorHead:
     """How the raw outputs of a detector are decoded, and how the source model detects on its own."""
 
-    decoder: str  # "ssd_anchors"
+    decoder: str  # "ssd_anchors" | "yolo"
     params: dict[str, Any]  # decoder parameters for model.json (tensor names filled in after conversion)
-    anchors: np.ndarray  # (N, 4) [cy, cx, h, w]
+    anchors: np.ndarray | None  # (N, 4) [cy, cx, h, w]; None for anchor-free heads
     num_classes: int  # without background
     # BGR frame -> the source model's own detections, in source pixels, class ids from 0
     reference: Callable[[np.ndarray], Detections]
     # the raw outputs with scores already through their activation, for TFLite_Detection_PostProcess
     scored_function: Any = None
     nms_score_threshold: float = 1e-8  # the source's own NMS pre-threshold (for TFLite_Detection_PostProcess)
+    # the manifest's names of the converted outputs (the function's output keys)
+    output_params: dict[str, str] = field(default_factory=lambda: {"boxes": "boxes", "scores": "scores"})
+    # what the variants are converted from, when not the source's function (a head cut before its
+    # final concat, so that int8 quantizes boxes and scores apart)
+    function: Any = None
+    reference_score: float = 0.5  # the source's detections at or above this are the fidelity's ground truth
+    reference_text: str = "the source graph run whole on the raw frames (its own preprocessing and NMS)"
 
 
 @dataclass

@@ -23,7 +23,7 @@ class InputOptions:
 
     size: tuple[int, int] | None = None  # (width, height) when the model's input is not fixed
     color: str = "rgb"
-    resize: str = "stretch"
+    resize: str | None = None  # None: the model's own (letterbox for a YOLO), else stretch
     interpolation: str = "linear"
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
     std: tuple[float, ...] = (255.0, 255.0, 255.0)
@@ -44,7 +44,7 @@ def _spec(path: Path, shape: list, options: InputOptions) -> InputSpec:
     color = "gray" if c == 1 else options.color
     if (color == "gray") != (c == 1):
         raise SourceError(f"{path}: --color {options.color} but the model takes {c} channel(s)")
-    return InputSpec(int(w), int(h), color, options.resize, options.interpolation, options.mean[:c], options.std[:c])
+    return InputSpec(int(w), int(h), color, options.resize or "stretch", options.interpolation, options.mean[:c], options.std[:c])
 
 
 def _named(outputs) -> dict:
