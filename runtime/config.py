@@ -42,6 +42,8 @@ class ModelConfig:
     variant: str | None = None
     threads: int | None = None  # None: one per available core
     score_threshold: float | None = None  # None: the bundle's own
+    iou: float | None = None  # NMS IoU threshold; None: the bundle's own
+    labels: Path | None = None  # labels file (one per line) for a bare .tflite; None: the bundle's or the file's own
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,8 @@ def _model(t: Table, base: Path, default_path: Path) -> ModelConfig:
         variant=t.str("variant", None),
         threads=t.number("threads", None, integer=True, ge=1),
         score_threshold=t.number("score_threshold", None, ge=0, le=1),
+        iou=t.number("iou", None, gt=0, le=1),
+        labels=_path(t.str("labels"), base) if t.has("labels") else None,
     )
     t.done()
     return cfg

@@ -15,7 +15,7 @@ import importlib
 import logging
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -165,12 +165,19 @@ class TensorInfo:
     shape: tuple[int, ...]
     dtype: np.dtype
     quantization: Quantization | None  # per-tensor affine quantization, None for float
+    # A float output computed in integers and dequantized at the end (float I/O around an int8
+    # graph): the quantization its values last had, which bounds their precision. None otherwise.
+    upstream_quantization: Quantization | None = None
 
     def dequantize(self, value: np.ndarray) -> np.ndarray:
         if self.quantization is None or np.issubdtype(value.dtype, np.floating):
             return value.astype(np.float32, copy=False)
         q = self.quantization
         return (value.astype(np.float32) - q.zero_point) * np.float32(q.scale)
+
+
+# Ops that move values without computing new ones: a dequantized tensor keeps its precision through them.
+_MOVES_VALUES = {"RESHAPE", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS", "STRIDED_SLICE", "SLICE", "GATHER"}
 
 
 def image_layout(shape: tuple[int, ...]) -> str | None:
@@ -221,7 +228,7 @@ class Model:
             log.warning("%s: XNNPACK not applied by %s %s; TFLite's own kernels run it (slower; int8 results "
                         "differ from the converter's report by a few output steps)", self.path, self.backend.name, self.backend.version)
         self.inputs = [_tensor_info(d) for d in self._interp.get_input_details()]
-        self.outputs = [_tensor_info(d) for d in self._interp.get_output_details()]
+        self.outputs = [self._with_upstream(_tensor_info(d)) for d in self._interp.get_output_details()]
         if len(self.inputs) != 1:
             raise ModelError(f"{self.path}: expected one image input, the model has {len(self.inputs)}")
         self.input_layout = image_layout(self.input.shape)
@@ -232,6 +239,30 @@ class Model:
             )
         if self.input.dtype not in (np.float32, np.uint8, np.int8):
             raise ModelError(f"{self.path}: input {self.input.name!r} has dtype {self.input.dtype}; expected float32, uint8 or int8")
+
+    def _with_upstream(self, info: TensorInfo) -> TensorInfo:
+        """A float output fed by DEQUANTIZE (through ops that only move values) keeps the quantization
+        of the integer tensor it came from."""
+        if info.quantization is not None:
+            return info
+        try:
+            ops = self._interp._get_ops_details()  # noqa: SLF001 - the only way to see which op made a tensor
+            tensors = {d["index"]: d for d in self._interp.get_tensor_details()}
+        except Exception:  # noqa: BLE001 - a private API: without it, no upstream precision is known
+            return info
+        producer = {int(o): op for op in ops for o in op["outputs"]}
+        index = info.index
+        for _ in range(8):
+            op = producer.get(index)
+            if op is None or not len(op["inputs"]):
+                return info
+            if op["op_name"] == "DEQUANTIZE":
+                q = _tensor_info(tensors[int(op["inputs"][0])]).quantization
+                return replace(info, upstream_quantization=q) if q else info
+            if op["op_name"] not in _MOVES_VALUES:
+                return info
+            index = int(op["inputs"][0])
+        return info
 
     @property
     def engine(self) -> str:

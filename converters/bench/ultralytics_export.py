@@ -5,8 +5,10 @@ ultralytics, litert-torch), never imported by edgewatch.
 
 Writes into OUT: `model.onnx` (`yolo export format=onnx opset=13 simplify=True`), `litert-float32.tflite`
 (`format=tflite`: litert-torch, NCHW input), `litert-int8.tflite` (`format=tflite int8=True`, calibrated
-on FOLDER's images through a local dataset yaml, since Ultralytics would otherwise download coco8), and
-`exports.json` (what each command was and how long it took). Exports already in OUT are kept.
+on FOLDER's images through a local dataset yaml, since Ultralytics would otherwise download coco8),
+`litert-int8-pixels.tflite` (the same without Ultralytics' in-graph coordinate normalisation: the
+collapsed-scores case), and `exports.json` (what each command was and how long it took). Exports
+already in OUT are kept. int8-pixels runs last: it patches Ultralytics in this process.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def main() -> int:
     p.add_argument("out", type=Path)
     p.add_argument("--imgsz", type=int, required=True)
     p.add_argument("--calibration", type=Path, required=True, help="folder of images for int8 calibration")
-    p.add_argument("--only", default="onnx,float32,int8")
+    p.add_argument("--only", default="onnx,float32,int8,int8-pixels")
     args = p.parse_args()
     from ultralytics import YOLO
     import ultralytics
@@ -56,6 +58,10 @@ def main() -> int:
         "float32": ("litert-float32.tflite", dict(format="tflite", imgsz=args.imgsz)),
         "int8": ("litert-int8.tflite", dict(format="tflite", imgsz=args.imgsz, int8=True,
                                              data=str(dataset_yaml(args.calibration, args.out, names)))),
+        # The same int8 export without the coordinate normalisation Ultralytics added to its LiteRT
+        # path: boxes in pixels and scores share one int8 tensor, as in int8 exports before it.
+        "int8-pixels": ("litert-int8-pixels.tflite", dict(format="tflite", imgsz=args.imgsz, int8=True,
+                                                          data=str(args.out / "calibration.yaml"))),
     }
     for key in wanted:
         target, kwargs = jobs[key]
@@ -66,6 +72,10 @@ def main() -> int:
         pt = work / args.pt.name
         shutil.copy(args.pt, pt)
         t0 = time.monotonic()
+        if key == "int8-pixels":
+            import ultralytics.utils.export.litert as litert
+
+            litert._NormalizeCoords = lambda model, *args, **kwargs: model
         produced = Path(YOLO(str(pt)).export(**kwargs))
         seconds = time.monotonic() - t0
         if produced.is_dir():  # some formats write a folder: take its .tflite

@@ -92,6 +92,8 @@ def measure(model: str, variant: str | None, threads: int, frames: list[np.ndarr
     t0 = time.perf_counter()
     det = Detector.create_from_options(DetectorOptions(model, variant, threads, labels=labels))
     init_ms = (time.perf_counter() - t0) * 1e3
+    for warning in det.warnings:  # a fast model that finds nothing is not a result
+        print(f"edgewatch bench: warning: {warning}", file=sys.stderr)
     tensors = [det.preprocessor(f)[0].copy() for f in frames[: max(1, min(len(frames), runs))]]
     t0 = time.perf_counter()
     det.model.set_input(tensors[0])
@@ -122,7 +124,8 @@ def measure(model: str, variant: str | None, threads: int, frames: list[np.ndarr
         "variant": det.variant.name,
         "backend": det.model.engine,
         "threads": threads,
-        "input": {"dtype": str(det.model.input.dtype), "passthrough": det.preprocessor.passthrough},
+        "input": {"dtype": str(det.model.input.dtype), "layout": det.model.input_layout, "passthrough": det.preprocessor.passthrough},
+        "warnings": det.warnings,
         "size_bytes": det.model.size_bytes,
         "init_ms": round(init_ms, 3),
         "first_invoke_ms": round(first_ms, 3),

@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", help="bundle variant (default: the bundle's default)")
     p.add_argument("--threads", type=int, help="interpreter threads (default: all cores)")
     p.add_argument("--score", type=float, dest="score_threshold", help="minimum score (default: the manifest's)")
+    p.add_argument("--iou", type=float, help="NMS IoU threshold (default: the manifest's; yolo and ssd_anchors decoders)")
     p.add_argument("--json", action="store_true", help="one JSON object per image or frame")
     p.add_argument("--annotate", metavar="OUT", help="write pictures with boxes and labels into this folder")
     p.add_argument("--every", type=int, default=1, metavar="N", help="videos: every Nth frame (default 1)")
@@ -86,10 +87,14 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--every: must be >= 1, got {args.every}")
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads: must be >= 1, got {args.threads}")
+    if args.iou is not None and not 0 < args.iou <= 1:
+        raise CommandError(f"--iou: must be in (0, 1], got {args.iou}")
     paths = _expand(args.inputs)
     detector = Detector.create_from_options(
-        DetectorOptions(args.model, args.variant, args.threads, args.score_threshold, args.labels)
+        DetectorOptions(args.model, args.variant, args.threads, args.score_threshold, args.labels, iou=args.iou)
     )
+    for warning in detector.warnings:
+        print(f"edgewatch detect: warning: {warning}", file=sys.stderr)
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)

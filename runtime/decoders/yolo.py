@@ -68,10 +68,10 @@ def yolo_layout(output: TensorInfo, input_size: tuple[int, int] | None = None) -
 
 
 def score_step(tensor: TensorInfo) -> float | None:
-    """The smallest score difference a quantized output can hold (its scale); None when float."""
-    if tensor.quantization is None or np.issubdtype(tensor.dtype, np.floating):
-        return None
-    return float(tensor.quantization.scale)
+    """The smallest score difference an output can hold: its scale when quantized, or the scale of
+    the integer tensor a float output was dequantized from; None when it was float all along."""
+    q = tensor.quantization if not np.issubdtype(tensor.dtype, np.floating) else tensor.upstream_quantization
+    return None if q is None else float(q.scale)
 
 
 class YoloDecoder:

@@ -6,6 +6,7 @@ that fails to load or produces garbage never replaces one that works.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from ..interpreter import ModelError
 from ..config import ModelConfig
 from ..sources import Frame
 
+log = logging.getLogger(__name__)
+
 
 def load_and_test(model: ModelConfig, *, variant: str | None = None, threads: int | None = None, frame: Frame | None = None) -> Detector:
     """`variant`/`threads` override the config's. Raises
@@ -23,7 +26,9 @@ def load_and_test(model: ModelConfig, *, variant: str | None = None, threads: in
     # manifest of one and the model of the next), and status.json names what was really loaded.
     det = Detector.create_from_options(DetectorOptions(
         model=Path(model.path).resolve(), variant=variant or model.variant, threads=threads or model.threads,
-        score_threshold=model.score_threshold))
+        score_threshold=model.score_threshold, labels=model.labels, iou=model.iou))
+    for warning in det.warnings:  # it may serve, but nobody should trust its silence
+        log.warning("%s", warning)
     if frame is not None:
         image = frame.image
     else:  # before the camera's first frame: the model's own input size, mid-grey
