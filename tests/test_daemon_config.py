@@ -112,3 +112,12 @@ def test_config_check_command(tmp_path, capsys, blazeface_bundle):
     assert main(["config", "check", "--config", str(missing_model)]) == 2
     assert "nowhere" in capsys.readouterr().err
     assert main(["config", "check", "--no-model", "--config", str(missing_model)]) == 0
+
+
+def test_model_labels_and_iou_for_a_bare_model(tmp_path):
+    from runtime.config import parse
+
+    cfg = parse({"model": {"path": "m.tflite", "labels": "labels.txt", "iou": 0.7}}, str(tmp_path / "c.toml"), tmp_path)
+    assert cfg.model.labels == tmp_path / "labels.txt" and cfg.model.iou == 0.7
+    with pytest.raises(SchemaError, match="model.iou"):
+        parse({"model": {"iou": 0}}, "c.toml", tmp_path)

@@ -78,3 +78,40 @@ def test_v8_uint8_scores_thresholded_on_integers():
 def test_not_a_yolo_head():
     with pytest.raises(DecoderError, match="not a recognisable YOLO head"):
         create_decoder("yolo", {}, ctx((1, 4, 4)))
+
+
+def test_head_cut_in_two_decodes_as_the_whole_head():
+    """boxes [1, 4, N] and scores [1, C, N], each with its own quantization (what convert ships for int8)."""
+    head = v8_head(ROWS)
+    qb, qs = Quantization(660 / 255, 0), Quantization(1 / 255, 0)
+    boxes = np.clip(np.round(head[:, :4] / qb.scale), 0, 255).astype(np.uint8)
+    scores = np.clip(np.round(head[:, 4:] / qs.scale), 0, 255).astype(np.uint8)
+    c = DecoderContext([TensorInfo("boxes", 0, boxes.shape, np.dtype(np.uint8), qb), TensorInfo("scores", 1, scores.shape, np.dtype(np.uint8), qs)],
+                       (640, 640), None, "test.json")
+    dec = create_decoder("yolo", {"boxes": "boxes", "scores": "scores", "coordinates": "pixels"}, c)
+    det = dec.decode([boxes, scores])
+    whole = create_decoder("yolo", {}, ctx(head.shape)).decode([head])
+    assert dec.warnings() == [] and det.class_id.tolist() == whole.class_id.tolist() == [0, 1]
+    np.testing.assert_allclose(det.score, whole.score, atol=1 / 255)
+    np.testing.assert_allclose(det.xyxy, whole.xyxy, atol=qb.scale / 640)
+
+
+def test_end2end_head_needs_no_nms():
+    rows = np.zeros((1, 300, 6), np.float32)
+    rows[0, 0] = (10, 20, 110, 220, 0.9, 1)
+    rows[0, 1] = (12, 22, 112, 222, 0.8, 1)  # overlapping, same class: the model kept both, so do we
+    rows[0, 2] = (0, 0, 5, 5, 0.1, 0)
+    det = create_decoder("yolo", {}, ctx(rows.shape)).decode([rows])
+    assert det.class_id.tolist() == [1, 1]
+    np.testing.assert_allclose(det.xyxy[0], np.array([10, 20, 110, 220]) / 640, rtol=1e-6)
+
+
+def test_ultralytics_defaults_and_collapsed_scores_warn():
+    head = v8_head(ROWS)
+    q = Quantization(scale=660 / 255, zero_point=0)  # boxes in pixels and scores sharing one uint8 scale
+    dec = create_decoder("yolo", {}, ctx(head.shape, np.uint8, q))
+    assert dec.nms.iou == 0.7 and dec.threshold == 0.25
+    assert len(dec.warnings()) == 1 and "collapsed" in dec.warnings()[0]
+    # a float output dequantized from such a tensor is no better
+    upstream = TensorInfo("head", 0, head.shape, np.dtype(np.float32), None, upstream_quantization=q)
+    assert create_decoder("yolo", {}, DecoderContext([upstream], (640, 640), None, "t")).warnings()
