@@ -81,8 +81,9 @@ def _variants(opts: ConvertOptions, source: SourceModel) -> list[_Variant]:
     for mode in [*opts.quantize, *opts.postprocess]:
         if mode not in quantize.MODES:
             raise SourceError(f"--quantize: {mode!r} is not one of {', '.join(quantize.MODES)}")
-    if opts.postprocess and not source.is_detector:
-        raise SourceError(f"{source.path}: --postprocess needs a recognised SSD detector (this is a {source.format} model)")
+    if opts.postprocess and (not source.is_detector or source.head.anchors is None):
+        what = f"a {source.head.decoder} detector" if source.is_detector else f"a {source.format} model"
+        raise SourceError(f"{source.path}: --postprocess needs a recognised SSD detector (this is {what})")
     out = [_Variant(VARIANT_NAMES[m], m, False) for m in dict.fromkeys(opts.quantize)]
     out += [_Variant(VARIANT_NAMES[m] + POSTPROCESS_SUFFIX, m, True) for m in dict.fromkeys(opts.postprocess)]
     names = {v.name for v in out}
