@@ -82,7 +82,9 @@ class Detector:
         if path.is_dir() or path.suffix == ".json" or (manifest.is_file() and path.name == "model.tflite"):
             bundle = load_manifest(manifest)
             variant = bundle.variant(options.variant)
-            model = Model(variant.file, threads=options.threads, backend=options.backend)
+            size = bundle.input_for(variant)
+            # a file whose input size is free runs at the size the manifest gives this variant
+            model = Model(variant.file, threads=options.threads, backend=options.backend, input_size=(size.width, size.height))
             if labels is not None:
                 bundle = Bundle(**{**bundle.__dict__, "labels": labels})
         else:

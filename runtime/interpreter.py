@@ -173,6 +173,12 @@ class TensorInfo:
         return (value.astype(np.float32) - q.zero_point) * np.float32(q.scale)
 
 
+def _resizable(detail: dict) -> bool:
+    """Whether an image input leaves height and width to the caller (shape signature -1)."""
+    signature = detail.get("shape_signature")
+    return signature is not None and len(signature) == 4 and int(signature[1]) == -1 and int(signature[2]) == -1
+
+
 def _tensor_info(detail: dict) -> TensorInfo:
     scale, zero = detail.get("quantization", (0.0, 0))
     quant = Quantization(float(scale), int(zero)) if scale else None
@@ -180,9 +186,16 @@ def _tensor_info(detail: dict) -> TensorInfo:
 
 
 class Model:
-    """One loaded TFLite model: validated, allocated once, invoked many times."""
+    """One loaded TFLite model: validated, allocated once, invoked many times.
 
-    def __init__(self, path: Path | str, threads: int | None = None, backend: str | None = None):
+    `input_size` (width, height) runs a model whose file leaves its input's height and width free
+    (shape signature -1) at that size: one file then serves several input-size variants of a
+    bundle. A file with a fixed input size runs at its own size (`input_size` says which; the caller
+    compares it with the size it asked for).
+    """
+
+    def __init__(self, path: Path | str, threads: int | None = None, backend: str | None = None,
+                 input_size: tuple[int, int] | None = None):
         self.path = Path(path)
         try:
             data = self.path.read_bytes()
@@ -199,7 +212,13 @@ class Model:
         self.threads = threads or default_threads()
         try:
             self._interp = self.backend.interpreter_class(model_content=data, num_threads=self.threads)
+            detail = self._interp.get_input_details()
+            self.resizable = _resizable(detail[0]) if len(detail) == 1 else False
+            if input_size is not None and len(detail) == 1:
+                self._resize(detail[0], input_size)
             self._interp.allocate_tensors()
+        except ModelError:
+            raise
         except (ValueError, RuntimeError) as exc:
             reason = " ".join(str(exc).split())
             raise ModelError(f"{self.path}: the interpreter refused it ({reason[:300]})") from None
@@ -219,6 +238,13 @@ class Model:
             )
         if self.input.dtype not in (np.float32, np.uint8, np.int8):
             raise ModelError(f"{self.path}: input {self.input.name!r} has dtype {self.input.dtype}; expected float32, uint8 or int8")
+
+    def _resize(self, detail: dict, size: tuple[int, int]) -> None:
+        shape = [int(d) for d in detail["shape"]]
+        width, height = size
+        if len(shape) != 4 or (shape[2], shape[1]) == (width, height) or not self.resizable:
+            return
+        self._interp.resize_tensor_input(detail["index"], [shape[0], height, width, shape[3]], strict=True)
 
     @property
     def engine(self) -> str:

@@ -32,6 +32,10 @@ class DetectorHead:
     nms_score_threshold: float = 1e-8  # the source's own NMS pre-threshold (for TFLite_Detection_PostProcess)
 
 
+class SizeError(ValueError):
+    """This input size cannot be made from the source (one line: why)."""
+
+
 @dataclass
 class SourceModel:
     path: Path
@@ -42,6 +46,14 @@ class SourceModel:
     output_names: list[str]  # keys of the function's output dict, in a stable order
     labels: list[str] = field(default_factory=list)
     head: DetectorHead | None = None
+    # Other input sizes: `resized(width, height)` is the same model taking that size (its function,
+    # input spec and, for a detector, the anchors of that size's feature maps; the reference stays
+    # the source at its own size) and raises SizeError when that size cannot be made;
+    # `any_size()` is one (function, trackable) taking any height and width, for one model file
+    # that serves every size. Both None when the model's input size is fixed; `fixed_size` says why.
+    resized: Callable[[int, int], "SourceModel"] | None = None
+    any_size: Callable[[], tuple[Any, Any]] | None = None
+    fixed_size: str = "the model's input size is fixed"
 
     @property
     def is_detector(self) -> bool:

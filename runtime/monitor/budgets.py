@@ -13,7 +13,10 @@
                              #   pi-zero-2w, pi-3b+, pi-4b, pi-5, generic.  Default: "auto"
     temperature_c = 75       # hottest thermal zone; false turns it off.  Default: 75 (below the Pi
                              #   firmware's 80 °C throttle, so edgewatch slows down before the firmware halves the clock)
-    min_fps = 1.0            # the inference rate is lowered down to this before threads, variant, pause.  Default: 1
+    min_fps = 1.0            # the rate the application needs: the inference rate is lowered down to this
+                             #   before threads and a cheaper variant; below it only at the cheapest, then pause.  Default: 1
+    ladder = true            # step along the bundle's variants (most accurate first); false: the rate is
+                             #   the only knob.  Default: true
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Budgets:
     board: str = "auto"
     temperature_c: float | None = DEFAULT_TEMPERATURE_C
     min_fps: float = 1.0
+    ladder: bool = True
 
     def __post_init__(self) -> None:
         if self.memory_hard_mb is None and self.memory_mb is not None:
@@ -65,6 +69,7 @@ def parse_budgets(t: Table) -> Budgets:
         board=t.str("board", "auto", ("auto", *PROFILES)),
         temperature_c=temperature_c,
         min_fps=t.number("min_fps", 1.0, gt=0, le=120),
+        ladder=t.bool("ladder", True),
     )
     t.done()
     return budgets

@@ -31,7 +31,7 @@ from .readings import BoardSensors, Readings
 from .budgets import Budgets
 from .controller import Action, Controller, Knobs, Observation
 from .sensors.power import PowerSource
-from .variants import VariantInfo, pick_variant
+from .variants import VariantInfo, pick_variant, variant_infos
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,14 @@ class MemoryHardLimit(SystemExit):
         self.reason = reason
 
 
-def choose_variant(bundle: Any, budgets: Budgets, preferred: str | None = None) -> tuple[str, str]:
-    """The variant to load from a `runtime.bundle.Bundle` under the memory budget, and why."""
-    infos = [VariantInfo.from_variant(v, (bundle.input.width, bundle.input.height)) for v in bundle.variants]
-    return pick_variant(infos, preferred or bundle.default_variant, budgets.memory_mb)
+def choose_variant(bundle: Any, budgets: Budgets, preferred: str | None = None, board: Any = None) -> tuple[str, str]:
+    """The variant to load from a `runtime.bundle.Bundle` under the memory budget, and why:
+    `preferred` (the config's) if it fits; else, with the ladder on, the most accurate that fits
+    (the top of the ladder); with it off, the bundle's default. `board`: this board's BoardCosts."""
+    infos = variant_infos(bundle.variants, (bundle.input.width, bundle.input.height), board)
+    if preferred is None and not budgets.ladder:
+        preferred = bundle.default_variant
+    return pick_variant(infos, preferred, budgets.memory_mb)
 
 
 class ResourceMonitor:
@@ -68,6 +72,7 @@ class ResourceMonitor:
         sensors_root: str | Path = "/",
         *,
         variants: Iterable[Any] | None = None,
+        board_costs: Any = None,
         max_threads: int | None = None,
         on_hard_limit: Callable[[str], None] | None = None,
         power: PowerSource | None = None,
@@ -76,7 +81,8 @@ class ResourceMonitor:
         pid: int | None = None,
     ):
         """`variants`: runtime.bundle.Variant (or VariantInfo) of the loaded bundle, by default those of
-        `actuator.detector.bundle` when the actuator has one; `max_threads`: the most threads the
+        `actuator.detector.bundle` when the actuator has one; `board_costs`: what they cost on this
+        board (board_costs.BoardCosts), when measured; `max_threads`: the most threads the
         controller may restore (default: the threads running now); `power` overrides the power
         source (a simulated plant in tests); `vcgencmd` the command's path."""
         self.budgets = budgets
@@ -88,11 +94,13 @@ class ResourceMonitor:
         self._sensor_args = {"vcgencmd": vcgencmd, "pid": pid}
         self.sensors = self._make_sensors(sensors_root, budgets)
         figures = self._figures()
+        bundle = getattr(getattr(actuator, "detector", None), "bundle", None)
         if variants is None:
-            bundle = getattr(getattr(actuator, "detector", None), "bundle", None)
             variants = getattr(bundle, "variants", ())
-        infos = [v if isinstance(v, VariantInfo) else VariantInfo.from_variant(v) for v in variants]
+        self._bundle_variants = list(variants)
+        self._default_size = (bundle.input.width, bundle.input.height) if bundle is not None else None
         threads = int(figures.get("threads") or max_threads or 1)
+        infos = self._infos(board_costs, threads)
         knobs = Knobs(rate_limit=None, threads=threads, variant=str(figures.get("variant") or (infos[0].name if infos else "default")))
         self.controller = Controller(
             budgets, infos, knobs, max_threads or threads, baseline_w=getattr(self.sensors.power_source, "baseline_w", None)
@@ -103,6 +111,24 @@ class ResourceMonitor:
         self.last_readings: Readings | None = None
         self.tick_cpu_s = 0.0  # the monitor's own cost, summed over ticks (thread CPU time)
         self.ticks = 0
+
+    def _infos(self, board_costs: Any, threads: int) -> list[VariantInfo]:
+        given = self._bundle_variants
+        if given and all(isinstance(v, VariantInfo) for v in given):
+            return list(given)
+        return variant_infos(given, self._default_size, board_costs, threads)
+
+    def set_board_costs(self, board_costs: Any) -> None:
+        """This board's own figures, measured after start: the ladder is ordered by them from now on."""
+        before = self.controller.cost_source
+        infos = self._infos(board_costs, self.controller.knobs.threads)
+        self.controller.set_variants(infos)
+        if self.controller.cost_source != before:
+            order = [f"{v.name} {v.cost:.1f}" for v in sorted(infos, key=lambda v: v.cost)]
+            what = "this board's own measurements" if self.controller.cost_source == "board" else "the bundle's figures"
+            self._emit("budget.costs", f"the ladder is now ordered by {what} (ms per invoke): {', '.join(order)}",
+                       {"costs": self.controller.cost_source, "variants": {v.name: {"cost": v.cost, "fidelity": v.fidelity,
+                                                                                 "peak_rss_mb": v.peak_rss_mb} for v in infos}})
 
     def _make_sensors(self, root: str | Path, budgets: Budgets) -> BoardSensors:
         return BoardSensors(
