@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budgets import Budgets
+from ..config import Budgets
 from .variants import VariantInfo, fits, pick_variant, step_down_order
 
 TARGET = 0.95  # aim for this share of the power budget
@@ -153,9 +153,9 @@ class Controller:
         same = [i for i, lv in enumerate(self._ladder) if lv.variant == self.knobs.variant]
         return same[0] if same else 0
 
-    def set_variants(self, variants: list[VariantInfo]) -> None:
-        """New figures for the bundle's variants (the board's own, measured after start): the
-        ladder is ordered again; what was learned about power at each level stays."""
+    def set_costs(self, variants: list[VariantInfo]) -> None:
+        """New figures for the serving bundle's variants (the board's own, measured after start):
+        the ladder is ordered again; what was learned about power at each level stays."""
         known = {v.name: v for v in variants}
         if self.knobs.variant not in known:
             return
@@ -175,6 +175,31 @@ class Controller:
         self._unreachable_noted = False
         self._fit_checked = False
         self._ladder = self._build_ladder()
+
+    def set_variants(self, variants: list[VariantInfo], serving: str | None, threads: int | None, *,
+                     same_bundle: bool = False) -> None:
+        """A reload brought a bundle (maybe the same one): its variants make the ladder, topped by
+        the one serving. Failed variants are tried again; what each level drew is kept only for the
+        same bundle, while the board's baseline power is kept whatever the model."""
+        if serving is not None:
+            self.knobs.variant = serving
+            self._top = serving
+        if threads is not None:
+            self.knobs.threads = threads
+        self._variants = {v.name: v for v in variants}
+        if self.knobs.variant not in self._variants:
+            self._variants[self.knobs.variant] = VariantInfo(self.knobs.variant, 1.0, None, None)
+        self.banned.clear()
+        if not same_bundle:
+            self._floor_power.clear()
+            self._stepped_up_at.clear()
+            self._prev_point = None
+        self._retry.clear()
+        self._fit_checked = False
+        self._ladder = self._build_ladder()
+
+    def ladder_names(self) -> list[str]:
+        return [f"{lv.variant}/{lv.threads}t" for lv in self._ladder]
 
     # -- one observation per tick --------------------------------------------------------------
 
@@ -481,14 +506,16 @@ class Controller:
         return {
             "level": self.level,
             "levels": len(self._ladder),
-            "ladder": [{"variant": lv.variant, "threads": lv.threads, "cost": round(self._variants[lv.variant].cost, 3),
-                        "fidelity": self._variants[lv.variant].fidelity} for lv in self._ladder],
+            "steps": [{"variant": lv.variant, "threads": lv.threads, "cost": round(self._variants[lv.variant].cost, 3),
+                       "fidelity": self._variants[lv.variant].fidelity} for lv in self._ladder],
             "costs": self.cost_source,  # board: measured here; bundle: the converter's figures; rank: guessed
             "state": dict(self.state),
             "baseline_w": round(self.baseline_w, 3),
             "baseline_floor_w": self._baseline_floor,
             "banned": dict(self.banned),
             "period_s": self.period_s,
+            "ladder": self.ladder_names(),
+            "floor_w": {f"{lv.variant}/{lv.threads}t": round(w, 3) for lv, w in self._floor_power.items()},
         }
 
 
