@@ -34,6 +34,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cold", action="store_true", help="also measure import-to-first-detection in a fresh process")
     p.add_argument("--json", action="store_true", help="one JSON object per measurement")
     p.add_argument("--pipeline", action="store_true", help="benchmark the daemon's pipeline instead: vs raw invoke and a naive loop, frame age, RSS growth")
+    p.add_argument("--save", action="store_true",
+                   help="keep the figures where the daemon uses them (the state folder): every variant in a fresh process, "
+                        "or with --pipeline the pipeline's rate per thread count (the daemon then runs at the best)")
+    p.add_argument("--state-dir", default=None, help="--save: the daemon's state folder (default: as the daemon chooses)")
+    p.add_argument("--ladder", action="store_true",
+                   help="the ladder's proof: the daemon on the video under power budgets, with the ladder and rate-only (runtime/bench/ladder.py)")
+    p.add_argument("--budgets", default=None, help="--ladder: budgets as percentages of the unconstrained draw (default 100,60,35)")
+    p.add_argument("--min-fps", type=float, default=None, help="--ladder: the rate the application needs (default 0.8 x the video's)")
+    p.add_argument("--settle", type=float, default=25.0, help="--ladder: seconds left out of each run's power and fps means (default 25)")
     p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run")
     p.add_argument("--seconds", type=float, default=None, help="--pipeline: seconds per phase")
 
@@ -182,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import CommandError
     from ..interpreter import default_threads
 
+    if args.ladder:
+        from ..bench.ladder import run_ladder_bench
+
+        return run_ladder_bench(args)
     if args.pipeline:
         from ..bench.pipeline import run_pipeline_bench
 
@@ -195,6 +208,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--threads: expected comma-separated integers, got {args.threads!r}") from None
     if any(t < 1 for t in threads):
         raise CommandError(f"--threads: must be >= 1, got {args.threads!r}")
+    if args.save:
+        from ..bench.board import run_board_bench
+
+        return run_board_bench(args, model, threads if args.threads else None)
     source = Path(args.input) if args.input else DEFAULT_INPUT
     frames = _load_frames(source, min(args.runs, 50))
     variants: list[str | None] = [args.variant]

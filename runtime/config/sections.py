@@ -211,9 +211,10 @@ class Budgets:
                      choices=("auto", *BOARD_PROFILES))
     temperature_c: float | None = key(DEFAULT_TEMPERATURE_C, "hottest thermal zone (below the Pi firmware's 80 °C throttle); false: off",
                                       kind=float, parse=_temperature)
-    min_fps: float = key(1.0, "the rate the application needs: lowered down to this, then a cheaper variant; "
-                              "below it only at the cheapest, then pause", gt=0, le=120)
-    ladder: bool = key(True, "step along the bundle's variants, the most accurate that fits first; false: the rate is the only knob")
+    min_fps: float = key(1.0, "the rate the application needs: lowered down to this, then threads, a cheaper variant, pause",
+                         gt=0, le=120)
+    ladder: bool = key(True, "step along the bundle's variants, the most accurate that fits first; "
+                             "false: rate-only control (below min_fps too, then pause)")
 
     def __post_init__(self) -> None:
         if self.memory_hard_mb is None and self.memory_mb is not None:

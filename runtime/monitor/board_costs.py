@@ -115,6 +115,12 @@ def cache_path(state_dir: Path, digest: str) -> Path:
     return Path(state_dir) / COSTS / f"{digest}.json"
 
 
+def any_cached(state_dir: Path) -> bool:
+    """Whether this board has measured any bundle (so that identifying one is worth its hashing)."""
+    folder = Path(state_dir) / COSTS
+    return folder.is_dir() and any(folder.glob("*.json"))
+
+
 def load(state_dir: Path, digest: str, board: dict[str, Any]) -> BoardCosts | None:
     """The cached figures for this bundle on this board; None when there are none (or they are another board's)."""
     path = cache_path(state_dir, digest)

@@ -2,9 +2,9 @@
 each observation), so it can be tested against a simulated plant.
 
 Knobs, cheapest first (what is given up first is frame rate above `min_fps`, then accuracy, then
-frame rate below `min_fps`, then everything):
+everything):
 
-    rate limit down to min_fps -> threads -> a cheaper variant (the ladder) -> rate below min_fps -> pause
+    rate limit down to min_fps -> threads -> a cheaper variant (the ladder) -> pause
 
 `min_fps` is the rate the application needs: the ladder starts at the most accurate variant and
 steps down before the rate is cut below it. The rate limit is continuous: power is modelled as
@@ -16,7 +16,8 @@ board's own figures, else the converter's), straight to the most accurate level 
 remembered when we leave it, so it is restored only when it would fit with 15% to spare
 (hysteresis; a level never measured, when predicted to), after the headroom has lasted a whole
 period, and a restore that fails is retried only after a backoff that doubles (no oscillation
-between two levels). With `ladder` off the rate is the only knob (then pause).
+between two levels). With `ladder` off (rate-only control) the rate is the only knob: it goes
+below `min_fps`, down to PAUSE_BELOW_FPS, before the pause.
 
 Decisions are made once per control period on the mean since the last change (after a settle
 time), and only outside a dead band of [90%, 100%] of the budget.
@@ -160,6 +161,12 @@ class Controller:
         if self.knobs.variant not in known:
             return
         self._variants = known
+        self._ladder = self._build_ladder()
+
+    def set_max_threads(self, threads: int) -> None:
+        """The thread count measured best here becomes the top of the ladder's thread steps."""
+        self._max_threads = max(1, threads)
+        self.knobs.threads = min(self.knobs.threads, self._max_threads) if self.level > 0 else self._max_threads
         self._ladder = self._build_ladder()
 
     @property
@@ -317,10 +324,11 @@ class Controller:
             return [self._set("rate_limit", b.min_fps, why + f" (rate floor min_fps {b.min_fps:g})", figures, obs.now)]
         if self.level + 1 < len(self._ladder):
             return self._step_down(obs, power, fps, why, figures)
-        # the cheapest level at min_fps and still over: below the rate the application needs, then pause
+        # the cheapest level at min_fps and still over: pause; rate-only control (no ladder) has only
+        # the rate, so it goes below min_fps first
         if self.knobs.rate_limit is not None and self.knobs.rate_limit >= b.min_fps * 0.999 and power is not None:
             self._floor_power[self._ladder[self.level]] = power
-        if wanted >= PAUSE_BELOW_FPS and self.knobs.rate_limit is not None:
+        if not b.ladder and wanted >= PAUSE_BELOW_FPS and self.knobs.rate_limit is not None:
             return [self._set("rate_limit", _round_fps(wanted), why + f" at the cheapest setting (below min_fps {b.min_fps:g})",
                               figures, obs.now)]
         if power is not None:

@@ -162,6 +162,16 @@ class ResourceMonitor:
                        {"costs": self.controller.cost_source, "ladder": self.controller.ladder_names(),
                         "variants": {v.name: {"cost": v.cost, "fidelity": v.fidelity, "peak_rss_mb": v.peak_rss_mb} for v in infos}})
 
+    def use_threads(self, threads: int, why: str) -> None:
+        """The thread count measured to serve best on this board: the pipeline runs at it, and the
+        controller restores no more than it."""
+        with self._lock:
+            previous = self.controller.knobs.threads
+            self.controller.set_max_threads(threads)
+            now = self.controller.knobs.threads
+            if previous != now:
+                self._apply(Action("threads", now, previous, why))
+
     def tick(self) -> None:
         with self._lock:
             hard = self._tick()

@@ -79,7 +79,8 @@ def step_down_order(variants: Iterable[VariantInfo], top: str) -> list[VariantIn
     first = next((v for v in variants if v.name == top), None)
     if first is None:
         return []
-    cheaper = sorted((v for v in variants if v.cost < first.cost or (v.cost == first.cost and v.name != top)), key=lambda v: -v.cost)
+    # one that costs as much as `top` is no step down: it would give up accuracy for nothing
+    cheaper = sorted((v for v in variants if v.cost < first.cost), key=lambda v: -v.cost)
     order = [first]
     for i, v in enumerate(cheaper):
         below = cheaper[i + 1 :]

@@ -6,6 +6,11 @@ log, exit 0 (within 5 s). SIGHUP: reload config and model; the new model is load
 a real frame first, and on any failure the running config and model stay and the failure is
 logged. READY=1 follows the first successful inference; WATCHDOG=1 is sent only while the
 pipeline's own heartbeat is fresh, so a stuck inference gets the service restarted.
+
+After the first detection the board surveys the bundle it serves (board_survey.py): what each
+variant costs here and which thread count serves best, once per board and bundle (cached in the
+state folder); a restart starts straight at the thread count measured best, with the ladder
+ordered by this board's figures.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Callable
 from .. import config as config_mod
 from .. import exitcodes, heap, status_file
 from .. import paths as state_paths
-from ..bundle import find_manifest, load_manifest
+from ..bundle import MANIFEST, find_manifest, load_manifest
 from ..config import Budgets, Config
 from ..errors import one_line
 from ..events.database import EventLogError
@@ -30,10 +35,12 @@ from ..events.model import Retention
 from ..events.writer import EventLog
 from ..health import PipelineHealth
 from ..interpreter import default_threads
+from ..monitor import board_costs
 from ..monitor.monitor import ResourceMonitor, choose_variant
 from ..pipeline import Pipeline
 from ..pipeline.loader import load_and_test
 from ..pipeline.pipeline import model_health
+from .board_survey import BoardSurvey, cached
 from .notify import Notifier, WatchdogFeeder
 
 log = logging.getLogger("edgewatch.daemon")
@@ -63,6 +70,9 @@ class Daemon:
         self._status_failing = False
         self.monitor: ResourceMonitor | None = None
         self._monitor_thread: threading.Thread | None = None
+        self.survey: BoardSurvey | None = None
+        self.board: dict | None = None  # this board's identity, for its measurements
+        self.board_costs: board_costs.BoardCosts | None = None  # what the serving bundle costs here, when measured
 
     def load_config(self) -> Config:
         return self.overrides(config_mod.load(self.config_path))
@@ -90,7 +100,11 @@ class Daemon:
         os.umask(os.umask(0o027) | 0o027)
         self.config = self.load_config()  # a bad config at start is the caller's error (exit 2)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        detector = load_and_test(self.config.model, variant=self._variant_for(self.config))  # so is a model that cannot serve
+        self.board = board_costs.board_identity()
+        self.board_costs = self._cached_costs(self.config)
+        # so is a model that cannot serve
+        detector = load_and_test(self.config.model, variant=self._variant_for(self.config, self.board_costs),
+                                 threads=self._threads_for(self.config, self.board_costs))
         ev = self.config.events
         try:
             self.events = EventLog(self.state_dir / state_paths.EVENTS_DB, self.state_dir / state_paths.SNAPSHOTS,
@@ -133,6 +147,7 @@ class Daemon:
                 next_status = now + STATUS_INTERVAL_S
                 self.notifier.ready(self._status_line(self.status(None, health)))
                 log.info("first inference done: ready")
+                self._start_survey()
             if feeder is not None and feeder.due(now, health.heartbeat):
                 self.notifier.watchdog()
             if now >= next_status:
@@ -157,6 +172,8 @@ class Daemon:
         self.notifier.stopping()
         self._publish("stopping")
         self._stop.set()
+        if self.survey is not None:
+            self.survey.stop(0.5)
         if self._monitor_thread is not None:
             self._monitor_thread.join(1.0)
         try:
@@ -176,7 +193,9 @@ class Daemon:
         serving = self.pipeline.detector
         try:
             config = self.load_config()
-            detector = load_and_test(config.model, variant=self._variant_for(config), frame=self.pipeline.test_frame())
+            known = self._cached_costs(config)
+            detector = load_and_test(config.model, variant=self._variant_for(config, known), threads=self._threads_for(config, known),
+                                     frame=self.pipeline.test_frame())
             if not self.pipeline.reconfigure(config, detector, timeout=ADOPT_TIMEOUT_S):
                 raise TimeoutError(f"the new model was not in service within {ADOPT_TIMEOUT_S:g} s")
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running config and model
@@ -190,9 +209,17 @@ class Daemon:
             log.warning("[events] changes take effect at the next restart")
         self.config = config
         self.last_error = None
+        if _bundle_folder(detector.options.model) != _bundle_folder(serving.options.model):  # another bundle: survey it
+            if self.survey is not None:
+                self.survey.stop(0.5)
+                self.survey = None
+            self.board_costs = known
+            self._start_survey()
         try:
             # After the swap, so the monitor reads the new detector's variants and knobs.
             self._set_budgets(config.budget, reloaded_from=serving)
+            if self.monitor is not None and self.board_costs is not None:
+                self.monitor.set_board_costs(self.board_costs)
         except Exception as exc:  # noqa: BLE001 - the new model serves; only the budgets are off
             log.error("resource monitor not reloaded: %s", one_line(exc))
             self.last_error = f"resource monitor: {one_line(exc)}"
@@ -204,17 +231,54 @@ class Daemon:
 
     # -- the resource monitor ---------------------------------------------------------------------------
 
-    def _variant_for(self, config: Config) -> str | None:
-        """Under a memory budget, the variant that fits, chosen before anything is loaded."""
+    def _variant_for(self, config: Config, known: board_costs.BoardCosts | None) -> str | None:
+        """Under budgets, the variant to start on, chosen before anything is loaded: the config's,
+        else the top of the ladder (the most accurate that fits the memory budget, by this board's
+        footprints when it has measured them)."""
         budgets, model = config.budget, config.model
         if budgets is None:
             return model.variant
         manifest = find_manifest(model.path)
         if manifest is None or not manifest.is_file():
             return model.variant  # a bare .tflite has one variant
-        variant, why = choose_variant(load_manifest(manifest), budgets, model.variant)
+        variant, why = choose_variant(load_manifest(manifest), budgets, model.variant, known)
         log.info("variant %s: %s", variant, why)
         return variant
+
+    def _threads_for(self, config: Config, known: board_costs.BoardCosts | None) -> int | None:
+        """The config's thread count, else the one measured to serve best on this board, else all cores."""
+        return config.model.threads or (known.best_threads() if known is not None else None)
+
+    def _cached_costs(self, config: Config) -> board_costs.BoardCosts | None:
+        folder = _bundle_folder(config.model.path)
+        return cached(self.state_dir, folder, self.board) if folder is not None and self.board is not None else None
+
+    def _start_survey(self) -> None:
+        """Measure the serving bundle on this board, in the background, once (see board_survey.py)."""
+        folder = _bundle_folder(self.pipeline.detector.options.model)
+        if folder is None or self.board is None:
+            return
+        self.survey = BoardSurvey(
+            self.state_dir, self.pipeline, bundle=folder, board=self.board, known=self.board_costs,
+            threads=list(range(1, default_threads() + 1)), pin_threads=self.config.model.threads is not None,
+            may_run=self._budget_allows_measuring, on_costs=self._measured_costs, on_threads=self._measured_threads)
+        self.survey.start()
+
+    def _budget_allows_measuring(self) -> bool:
+        monitor = self.monitor
+        return monitor is None or monitor.status().get("state") == "free"
+
+    def _measured_costs(self, costs: board_costs.BoardCosts) -> None:
+        self.board_costs = costs
+        if self.monitor is not None:
+            self.monitor.set_board_costs(costs)
+
+    def _measured_threads(self, threads: int, why: str) -> None:
+        if self.monitor is not None:
+            self.monitor.use_threads(threads, why)
+        elif threads != self.pipeline.health().model.threads:
+            self.pipeline.set_threads(threads)
+            self.events.record_system("threads", f"threads -> {threads}: {why}", {"threads": threads, "why": why})
 
     def _set_budgets(self, budgets: Budgets | None, reloaded_from=None) -> None:
         """Start, reload or stop the resource monitor for `budgets` (None: no budgets). On a reload
@@ -232,8 +296,8 @@ class Daemon:
             self.monitor.reload(budgets, variants=detector.bundle.variants, same_bundle=same)
             return
         self.monitor = ResourceMonitor(budgets, self.pipeline, self.events.record_system,
-                                       variants=detector.bundle.variants,
-                                       max_threads=self.config.model.threads or default_threads(),
+                                       variants=detector.bundle.variants, board_costs=self.board_costs,
+                                       max_threads=self._threads_for(self.config, self.board_costs) or default_threads(),
                                        on_hard_limit=self._hard_limit)
         self._monitor_thread = threading.Thread(target=self._monitor_loop, args=(self.monitor,),
                                                 name="edgewatch-monitor", daemon=True)
@@ -288,6 +352,7 @@ class Daemon:
             "events": {"written": ev.get("written", 0), "dropped": ev.get("dropped", 0),
                        "pending": ev.get("pending", 0), "open": h.open_events},
             "budget": self.monitor.status() if self.monitor is not None else {},
+            "survey": self.survey.status() if self.survey is not None else None,
             "last_error": self.last_error or h.last_error or ev.get("failing")
             or (src.last_error if src.state != "streaming" else None),
             "source": {"name": src.name, "state": src.state, "describe": src.description, "losses": src.losses},
@@ -317,3 +382,10 @@ class Daemon:
             self._status_failing = True
         else:
             self._status_failing = False
+
+
+def _bundle_folder(model_path: Path) -> Path | None:
+    """The bundle folder a model path names (a folder, or its model.json); None for a bare .tflite."""
+    path = Path(model_path).resolve()
+    folder = path if path.is_dir() else path.parent if path.suffix == ".json" else None
+    return folder if folder is not None and (folder / MANIFEST).is_file() else None
