@@ -242,9 +242,10 @@ def run_ladder_bench(args: argparse.Namespace) -> int:
             watts = round(draw * pct / 100, 4)
             for ladder in (True, False):
                 name = f"{pct:g}% {'ladder' if ladder else 'rate-only'}"
+                # both start on the most accurate variant: rate-only control keeps it, the ladder may leave it
                 run = _daemon(name.replace("%", "pct").replace(" ", "-"), work, video, bundle, threads, costs_dir,
                               BUDGET.format(window=window, watts=watts, min_fps=min_fps, ladder=str(ladder).lower()),
-                              watts, None, say)
+                              watts, None if ladder else top, say)
                 run.name = name
                 runs.append((pct, ladder, run))
         table = _ladder_table(bundle, costs, threads)
