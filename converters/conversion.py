@@ -151,7 +151,7 @@ def _convert_variant(v: _Variant, opts: ConvertOptions, calibration: list[np.nda
 
 def _convert_shared(v: _Variant, opts: ConvertOptions, calibration: list[np.ndarray], every_size: list[np.ndarray]) -> None:
     """One file for every size of `v`'s quantization: the network with its input size left free,
-    calibrated (int8) on the frames at every size, stored at `v`'s size."""
+    calibrated (int8) on frames at every size, stored at `v`'s size."""
     function, trackable = v.source.any_size()
     t0 = time.monotonic()
     data = quantize.convert(
@@ -296,8 +296,10 @@ def _convert_all(variants: list[_Variant], opts: ConvertOptions, samples: Sample
         sharers = [u for u in variants if u.shares is v]
         if sharers:
             progress.step(f"converting {v.name} with its input size free, for {', '.join(u.name for u in sharers)} too")
-            # int8 ranges from the frames at every size the file will run at, interleaved
-            every = [x for group in zip(cal, *(calibration(u.size, u.source.input) for u in sharers)) for x in group]
+            # int8 ranges from the calibration frames spread over every size the file will run at
+            # (frame i at size i mod k): every size seen, for what calibrating one size costs
+            by_size = [cal, *(calibration(u.size, u.source.input) for u in sharers)]
+            every = [by_size[i % len(by_size)][i] for i in range(len(cal))]
             _convert_shared(v, opts, cal, every)
             for u in sharers:
                 u.data = v.data

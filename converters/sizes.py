@@ -8,7 +8,7 @@ anchors that cannot be laid out for it) and the other sizes are still built.
 
 Variants of one quantization may share one model file whose input size is left free (`shared`,
 the default): the file is converted once, the runtime resizes its input to each variant's size,
-and int8 is calibrated on the calibration frames at every size asked. `separate` converts a file
+and int8 is calibrated on the calibration frames spread over the sizes asked. `separate` converts a file
 per size, each calibrated at its own size.
 """
 

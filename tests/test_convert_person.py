@@ -178,6 +178,7 @@ def test_sizes_asked_are_built_on_one_file_per_quantization(converted):
     # the parameters recovered from the graph's anchors are the SSDLite config's own
     assert (anchors["min_scale"], anchors["max_scale"], anchors["reduce_boxes_in_lowest_layer"]) == (0.2, 0.95, True)
     assert anchors["aspect_ratios"] == pytest.approx([1.0, 2.0, 0.5, 3.0, 0.3333], abs=1e-4)
+    assert anchors["base_anchor_size"] == pytest.approx([300 / 224] * 2)  # each anchor keeps its size in pixels
     det = Detector.create_from_options(DetectorOptions(out, variant="int8-160"))
     assert det.model.input_size == (160, 160) and len(det.decoder.anchors) == 540
 
@@ -188,15 +189,16 @@ def test_regenerated_anchors_at_the_source_size_are_the_graphs(converted):
 
     _, out = converted
     params = dict(load_manifest(out / "model.json").variant("int8-224").output["params"]["anchors"])
-    params.pop("generator"), params.pop("feature_maps")
+    params.pop("generator"), params.pop("feature_maps"), params.pop("base_anchor_size")
     again = multiple_grid([(19, 19), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1)], **params)
     np.testing.assert_allclose(again, np.load(out / "anchors.npy"), atol=2e-4)
 
 
 def test_the_224_variant_matches_the_source_graph_run_at_224(converted, graph_def, vtest_avi):
     """The source graph itself at 224: its network fed the 224 input, its own box decoder and NMS fed
-    anchors made by the TF OD API's rule for the feature maps it produces there. The float32-224
-    variant must give its boxes to the usual 1e-3 (normalised), as the full size does."""
+    anchors made by the TF OD API's rule for the feature maps it produces there, each anchor kept at
+    its size in pixels (base anchor size 300/224). The float32-224 variant must give its boxes to
+    the usual 1e-3 (normalised), as the full size does."""
     from runtime.decoders.anchors import multiple_grid
 
     _, out = converted
@@ -208,7 +210,8 @@ def test_the_224_variant_matches_the_source_graph_run_at_224(converted, graph_de
         maps = [tuple(s.run(f"BoxPredictor_{i}/BoxEncodingPredictor/BiasAdd:0",
                             {"Preprocessor/sub:0": np.zeros((1, 224, 224, 3), np.float32)}).shape[1:3]) for i in range(6)]
         assert maps == [(14, 14), (7, 7), (4, 4), (2, 2), (1, 1), (1, 1)]
-        cy, cx, h, w = multiple_grid(maps, 0.2, 0.95, (1.0, 2.0, 0.5, 3.0, 0.3333)).T  # the SSDLite config
+        cy, cx, h, w = multiple_grid(maps, 0.2, 0.95, (1.0, 2.0, 0.5, 3.0, 0.3333),  # the SSDLite config
+                                     base_anchor_size=(300 / 224, 300 / 224)).T
         corners = np.stack([cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2], axis=1)
         compared = 0
         for index in (400, 600, 700):

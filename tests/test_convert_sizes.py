@@ -25,8 +25,10 @@ def test_the_bundled_anchors_follow_the_multiple_grid_layout(person_bundle):
     params = multiple_grid_params(grid)
     assert params is not None and params["min_scale"] == pytest.approx(0.2) and params["max_scale"] == pytest.approx(0.95)
     maps_224 = [(14, 14), (7, 7), (4, 4), (2, 2), (1, 1), (1, 1)]
-    np.testing.assert_allclose(grid.anchors(maps_224), multiple_grid(maps_224, **params), atol=2e-4)
+    scale = (300 / 224, 300 / 224)  # kept in pixels: larger in a smaller input's coordinates
+    np.testing.assert_allclose(grid.anchors(maps_224, scale), multiple_grid(maps_224, **params, base_anchor_size=scale), atol=2e-4)
     assert len(grid.anchors(maps_224)) == 1014
+    np.testing.assert_allclose(grid.anchors(maps_224, scale)[:, 2:], grid.anchors(maps_224)[:, 2:] * 300 / 224, rtol=1e-6)
 
 
 def test_anchors_that_are_not_a_grid_are_refused_with_why(person_bundle):

@@ -1,10 +1,14 @@
 """SSD anchors as grids: read from a source's own anchors, regenerated for other feature maps.
 
 An SSD lays its anchors out per feature map: a grid of cells (centres at (i + 0.5) / rows and
-(j + 0.5) / cols) and, in every cell, the same few box shapes. Only the grids depend on the input
-size; the box shapes do not. So the anchors for another input size are the source's own box
-shapes on the grids that size produces. The layout is checked against the source's anchors, not
-assumed: anchors that do not follow it cannot be regenerated, and the caller is told why.
+(j + 0.5) / cols) and, in every cell, the same few box shapes. At another input size the grids are
+the ones that size produces, and each box keeps its size in pixels: the network's features and
+box regressions are tied to pixels (its receptive fields, its training size), so in the normalised
+coordinates of a smaller input an anchor is larger by the ratio of the two sizes. Measured on the
+person detector at 224: anchors kept at their normalised size give boxes about 0.75x the source's
+(IoU 0.36-0.58 with its boxes on a vtest frame), anchors kept in pixels IoU 0.65-0.79. The layout
+is checked against the source's anchors, not assumed: anchors that do not follow it cannot be
+regenerated, and the caller is told why.
 
 When the shapes are those of the TF OD API's multiple-grid generator (`create_ssd_anchors`), its
 parameters are recovered, so a variant's manifest can say `{"generator": "multiple_grid", ...}`
@@ -35,12 +39,14 @@ class AnchorGrid:
     feature_maps: list[tuple[int, int]]
     shapes: list[np.ndarray]  # per layer (k, 2): [h, w]
 
-    def anchors(self, feature_maps: list[tuple[int, int]]) -> np.ndarray:
-        """The same box shapes on other grids: (N, 4) float32 [cy, cx, h, w]."""
+    def anchors(self, feature_maps: list[tuple[int, int]], scale: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+        """The same box shapes on other grids, heights and widths times `scale` (the source's input
+        height and width over the new ones): (N, 4) float32 [cy, cx, h, w]."""
         if len(feature_maps) != len(self.shapes):
             raise GridError(f"{len(feature_maps)} feature maps for an anchor layout of {len(self.shapes)}")
         out = []
-        for (rows, cols), shapes in zip(feature_maps, self.shapes):
+        for (rows, cols), layer in zip(feature_maps, self.shapes):
+            shapes = layer * np.asarray(scale, np.float64)
             cy = (np.arange(rows) + 0.5) / rows
             cx = (np.arange(cols) + 0.5) / cols
             gy, gx, k = np.meshgrid(cy, cx, np.arange(len(shapes)), indexing="ij")
@@ -108,7 +114,9 @@ def multiple_grid_params(grid: AnchorGrid) -> dict | None:
     return params
 
 
-def generator_table(params: dict, feature_maps: list[tuple[int, int]]) -> dict:
-    """The manifest's `anchors` parameter that makes the board generate them (anchors_from_params)."""
-    return {"generator": "multiple_grid", "feature_maps": [[int(r), int(c)] for r, c in feature_maps], **params}
+def generator_table(params: dict, feature_maps: list[tuple[int, int]], scale: tuple[float, float] = (1.0, 1.0)) -> dict:
+    """The manifest's `anchors` parameter that makes the board generate them (anchors_from_params);
+    `scale` (height, width) is the generator's base anchor size."""
+    return {"generator": "multiple_grid", "feature_maps": [[int(r), int(c)] for r, c in feature_maps], **params,
+            "base_anchor_size": [round(float(scale[0]), 6), round(float(scale[1]), 6)]}
 

@@ -10,7 +10,8 @@ the preprocessor on flat grey images). The well-known tensor names are the fallb
 
 The network is convolutional, so it also runs at other input sizes; the anchors, a constant of the
 graph made for its own size, are then regenerated for the feature maps the network produces at
-that size (measured by running it), from the layout of the graph's own anchors (sources/ssd_grid.py).
+that size (measured by running it), from the layout of the graph's own anchors, each keeping its
+size in pixels (sources/ssd_grid.py).
 """
 
 from __future__ import annotations
@@ -327,9 +328,10 @@ def load(path: Path, graph_def, labels: list[str]) -> SourceModel:
         if [k for _, _, k in layers] != [len(s) for s in grid.shapes] or any(r < 1 or c < 1 for r, c, _ in layers):
             raise SizeError(f"at {w}x{h} the feature maps are {[(r, c) for r, c, _ in layers]}, which cannot hold the anchor layout")
         maps = [(r, c) for r, c, _ in layers]
-        param = generator_table(grid_params, maps) if grid_params else f"anchors-{w}x{h}.npy"
+        scale = (height / h, width / w)  # anchors keep their size in pixels (ssd_grid.py)
+        param = generator_table(grid_params, maps, scale) if grid_params else f"anchors-{w}x{h}.npy"
         net, post = functions(w, h)
-        return model_at(w, h, net, post, grid.anchors(maps), param)
+        return model_at(w, h, net, post, grid.anchors(maps, scale), param)
 
     def any_size():
         net, _ = functions(None, None)
