@@ -122,3 +122,6 @@ def test_the_daemon_measures_its_bundle_once_and_a_restart_reads_it_back(tmp_pat
     assert json.loads(cache.read_text())["measured"] == measured  # read back, not measured again
     assert second["model"]["threads"] == best  # from its very start
     assert second["budget"]["controller"]["costs"] == "board"
+    shown = subprocess.run([sys.executable, "-m", "runtime.cli", "status", "--state-dir", str(state)], cwd=REPO,
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert "ordered by this board's own measurements" in shown.stdout, shown.stdout

@@ -18,6 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print status.json as it is, with `fresh` added")
 
 
+_COSTS = {"board": "this board's own measurements", "bundle": "the bundle's figures (the converter's machine)",
+          "rank": "quantization and input size (no figures)"}
+
+
 def _age(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
@@ -60,6 +64,14 @@ def run(args: argparse.Namespace) -> int:
         f"frames:  {frames.get('captured')} captured, {frames.get('inferred')} inferred, {frames.get('dropped')} dropped, {frames.get('errors')} errors",
         f"events:  {events.get('written')} written, {events.get('dropped')} dropped, {events.get('open')} open",
     ]
+    ctl = (status.get("budget") or {}).get("controller") or {}
+    if ctl.get("ladder"):
+        lines.append(f"ladder:  {' > '.join(ctl['ladder'])}; at step {ctl.get('level')}; "
+                     f"ordered by {_COSTS.get(ctl.get('costs'), ctl.get('costs'))}")
+    survey = status.get("survey")
+    if survey:
+        chosen = survey.get("threads") or {}
+        lines.append(f"survey:  {survey.get('state')}" + (f"; {chosen['chosen']} thread(s): {chosen['why']}" if chosen else ""))
     if status.get("budget"):
         lines.append(f"budget:  {json.dumps(status['budget'])}")
     if status.get("last_error"):
