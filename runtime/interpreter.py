@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,7 +183,10 @@ def _tensor_info(detail: dict) -> TensorInfo:
 class Model:
     """One loaded TFLite model: validated, allocated once, invoked many times."""
 
-    def __init__(self, path: Path | str, threads: int | None = None, backend: str | None = None):
+    def __init__(self, path: Path | str, threads: int | None = None, backend: str | None = None,
+                 verify: Callable[[str], None] | None = None):
+        """`verify(sha256)`: called with the digest of the bytes read, before they are interpreted
+        (a file changed since conversion is named as such, not as a damaged flatbuffer)."""
         self.path = Path(path)
         try:
             data = self.path.read_bytes()
@@ -192,9 +196,11 @@ class Model:
             raise ModelError(f"{self.path}: is a folder, not a .tflite file") from None
         except OSError as exc:
             raise ModelError(f"{self.path}: cannot read ({exc.strerror})") from None
-        check_flatbuffer(self.path, data)
         self.size_bytes = len(data)
         self.sha256 = hashlib.sha256(data).hexdigest()  # of the bytes loaded, not of the file later
+        if verify is not None:
+            verify(self.sha256)
+        check_flatbuffer(self.path, data)
         self.backend = load_backend(backend)
         self.threads = threads or default_threads()
         try:
@@ -247,6 +253,6 @@ class Model:
     def ops(self) -> list[str]:
         """Operator names in execution order (for reports: which ops stayed float)."""
         try:
-            return [d["op_name"] for d in self._interp._get_ops_details()]
+            return [d["op_name"] for d in self._interp._get_ops_details()]  # noqa: SLF001 - the only op listing LiteRT has
         except Exception:  # noqa: BLE001 - a private API; a report without it is still a report
             return []

@@ -15,6 +15,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+# How long a test waits for a condition before it fails. Tests wait on conditions, never on the
+# machine being fast: a wait that succeeds returns at once, so this only bounds a real failure,
+# and it is long enough for a shared machine under heavy load (or an emulated arm64 root).
+WAIT_S = float(os.environ.get("EDGEWATCH_TEST_WAIT_S", "300"))
 
 
 def _package_dir(name: str) -> Path:

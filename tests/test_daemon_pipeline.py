@@ -19,6 +19,7 @@ from runtime.pipeline import Pipeline
 from runtime.pipeline.loader import load_and_test
 from runtime import config
 from runtime.sources import Frame
+from conftest import WAIT_S
 
 
 @pytest.fixture(scope="module")
@@ -48,22 +49,21 @@ def make_config(tmp_path, source, model, **camera):
     return config.load(path)
 
 
-def wait(cond, timeout=20.0):
+def wait(cond, timeout=WAIT_S):
     deadline = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
 
 
-@pytest.mark.realtime
 def test_face_clip_makes_one_event_with_snapshot(tmp_path, face_clip, blazeface_bundle):
     cfg = make_config(tmp_path, face_clip, blazeface_bundle)
     log = EventLog(tmp_path / "events.db", tmp_path / "snapshots", Retention(), 0.2, journal_lines=False)
     pipe = Pipeline(cfg, load_and_test(cfg.model), log)
     pipe.start()
     try:
-        wait(lambda: pipe.capture.ended and pipe.slot.peek() is None)
-        time.sleep(0.3)  # the last frame's inference
+        # every frame of a recording read as fast as possible is inferred, the last one included
+        wait(lambda: pipe.capture.ended and pipe.stats.inferred + pipe.stats.errors == pipe.slot.put_count)
     finally:
         pipe.stop()
         log.close()
@@ -119,9 +119,9 @@ def test_a_model_that_cannot_serve_is_refused(tmp_path, blazeface_bundle):
         load_and_test(config.ModelConfig(path=blazeface_bundle))
 
 
-@pytest.mark.realtime
 def test_actuator_rate_limit_and_pause(tmp_path, face_clip, blazeface_bundle):
-    """The resource monitor's knobs: a rate limit drops frames (counted), a pause stops inference."""
+    """The resource monitor's knobs: a rate limit drops frames (counted), a pause stops inference.
+    Only what holds at any speed is asserted: a cap is a cap however slow the machine."""
     cfg = make_config(tmp_path, face_clip, blazeface_bundle, loop="true", as_fast_as_possible="false")
     log = EventLog(tmp_path / "events.db", tmp_path / "snapshots", Retention(), 0.2, journal_lines=False)
     pipe = Pipeline(cfg, load_and_test(cfg.model), log)
@@ -129,17 +129,18 @@ def test_actuator_rate_limit_and_pause(tmp_path, face_clip, blazeface_bundle):
     pipe.start()
     try:
         wait(lambda: pipe.stats.inferred >= 2)
-        n0, c0, t0 = pipe.stats.inferred, pipe.slot.put_count, time.monotonic()
-        time.sleep(2.0)
-        n, c = pipe.stats.inferred - n0, pipe.slot.put_count - c0
-        rate = n / (time.monotonic() - t0)
-        assert rate <= 4.5 and c > 2 * n  # the 20 fps clip is captured, a fifth inferred
-        assert pipe.slot.dropped > 0
+        n0, t0 = pipe.stats.inferred, time.monotonic()
+        wait(lambda: pipe.stats.inferred >= n0 + 8)
+        rate = (pipe.stats.inferred - n0 - 1) / (time.monotonic() - t0)
+        assert rate <= 4.4  # never faster than the cap (one inference of slack at the edges)
+        # what the 20 fps clip gave and was not inferred was dropped and counted, never queued
+        wait(lambda: pipe.slot.dropped > 0)
         pipe.set_paused(True)
-        time.sleep(0.5)
+        c1 = pipe.slot.put_count
+        wait(lambda: pipe.slot.put_count > c1 + 2)  # an inference under way when the pause came has ended
         n1, c1 = pipe.stats.inferred, pipe.slot.put_count
-        time.sleep(1.0)
-        assert pipe.stats.inferred == n1 and pipe.slot.put_count > c1
+        wait(lambda: pipe.slot.put_count > c1 + 10)  # the camera goes on ...
+        assert pipe.stats.inferred == n1  # ... the model does not
         pipe.set_paused(False)
         pipe.set_rate_limit(None)
         wait(lambda: pipe.stats.inferred > n1 + 5)

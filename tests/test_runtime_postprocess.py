@@ -6,7 +6,6 @@ TF2 exporter's order (scores, boxes, count, classes), and that order again under
 that carry no role. All three must give the same detections as the bundle's own decoding.
 """
 
-import shutil
 
 import cv2
 import numpy as np

@@ -324,7 +324,7 @@ def check_target(root: Root, target: Target, args: argparse.Namespace, wheel: st
                         cwd=SRC_IN_ROOT, capture=True, check=False)
         result["tests_s"] = round(time.monotonic() - started)
         sys.stderr.write(done.stdout)
-        lines = [l for l in done.stdout.splitlines() if l.strip()]
+        lines = [line for line in done.stdout.splitlines() if line.strip()]
         result["tests"] = lines[-1].strip("= ") if lines else ""
         result["tests_exit"] = done.returncode
         if done.returncode != 0:

@@ -198,14 +198,9 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
 
     model = str(Path(args.model).resolve()) if args.model else str(paths.BUNDLED_MODEL)
     video = str(Path(args.input).resolve()) if args.input else str(paths.BUNDLED_VIDEO)
-    seconds = args.seconds or DEFAULT_SECONDS
-    frames = args.frames or DEFAULT_FRAMES
-    try:
-        threads = [int(t) for t in args.threads.split(",")] if args.threads else [default_threads()]
-    except ValueError:
-        raise CommandError(f"--threads: expected comma-separated integers, got {args.threads!r}") from None
-    if seconds <= 0 or frames <= 0 or any(t < 1 for t in threads):
-        raise CommandError("--seconds, --frames and --threads must be positive")
+    seconds = DEFAULT_SECONDS if args.seconds is None else args.seconds
+    frames = DEFAULT_FRAMES if args.frames is None else args.frames
+    threads = args.threads or [default_threads()]
     cap = cv2.VideoCapture(video)
     ok, frame = cap.read()
     source_fps = cap.get(cv2.CAP_PROP_FPS) or 0.0

@@ -19,23 +19,26 @@ from pathlib import Path
 import numpy as np
 
 from .. import exitcodes
+from .arguments import number, thread_counts
 
 DEFAULT_INPUT = Path(__file__).resolve().parents[1] / "assets" / "vtest.avi"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", help="bundle folder, model.json or .tflite (default: the bundled person model)")
-    p.add_argument("--threads", default=None, help="thread counts, comma separated (default: 1 and all cores)")
-    p.add_argument("--runs", type=int, default=100, help="timed invokes per thread count (default 100)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed invokes first (default 5)")
+    p.add_argument("--threads", type=thread_counts, default=None, help="thread counts, comma separated (default: 1 and all cores)")
+    p.add_argument("--runs", type=number(integer=True, ge=1, le=1_000_000), default=100, help="timed invokes per thread count (default 100)")
+    p.add_argument("--warmup", type=number(integer=True, ge=0, le=10_000), default=5, help="untimed invokes first (default 5)")
     p.add_argument("--variant", default=None, help="bundle variant, or 'all' (default: the bundle's default)")
     p.add_argument("--input", default=None, help="image or video to take frames from (default: the bundled video)")
     p.add_argument("--labels", help="labels file for a bare .tflite")
     p.add_argument("--cold", action="store_true", help="also measure import-to-first-detection in a fresh process")
     p.add_argument("--json", action="store_true", help="one JSON object per measurement")
     p.add_argument("--pipeline", action="store_true", help="benchmark the daemon's pipeline instead: vs raw invoke and a naive loop, frame age, RSS growth")
-    p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run")
-    p.add_argument("--seconds", type=float, default=None, help="--pipeline: seconds per phase")
+    p.add_argument("--frames", type=number(integer=True, ge=1, le=10_000_000), default=None, help="--pipeline: frames for the long RSS run")
+    p.add_argument("--seconds", type=number(gt=0, le=86_400), default=None, help="--pipeline: seconds per phase")
+    p.add_argument("--soak", metavar="DURATION", help="the daemon's RSS over DURATION (30m, 1h) at full speed: growth per hour")
+    p.add_argument("--plot", metavar="PNG", help="--soak: draw the RSS curve (needs matplotlib)")
 
 
 def _default_model() -> str:
@@ -168,7 +171,8 @@ def measure_cold(model: str, variant: str | None, source: Path) -> dict:
 
 
 def _print_table(rows: list[dict]) -> None:
-    print(f"{'variant':<16} {'thr':>3} {'init':>7} {'first':>7} {'p50':>7} {'p90':>7} {'p99':>7} {'cpu/inv':>7} {'pre':>6} {'decode':>6} {'dec/inv':>7} {'rss MB':>6}  backend   (ms)")
+    print(f"{'variant':<16} {'thr':>3} {'init':>7} {'first':>7} {'p50':>7} {'p90':>7} {'p99':>7} {'cpu/inv':>7} "
+          f"{'pre':>6} {'decode':>6} {'dec/inv':>7} {'rss MB':>6}  backend   (ms)")
     for r in rows:
         inv = r["invoke_ms"]
         print(
@@ -186,15 +190,12 @@ def run(args: argparse.Namespace) -> int:
         from ..bench.pipeline import run_pipeline_bench
 
         return run_pipeline_bench(args)
+    if args.soak:
+        from ..bench.soak import run_soak
+
+        return run_soak(args)
     model = args.model or _default_model()
-    if args.runs < 1:
-        raise CommandError(f"--runs: must be >= 1, got {args.runs}")
-    try:
-        threads = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, default_threads()})
-    except ValueError:
-        raise CommandError(f"--threads: expected comma-separated integers, got {args.threads!r}") from None
-    if any(t < 1 for t in threads):
-        raise CommandError(f"--threads: must be >= 1, got {args.threads!r}")
+    threads = args.threads or sorted({1, default_threads()})
     source = Path(args.input) if args.input else DEFAULT_INPUT
     frames = _load_frames(source, min(args.runs, 50))
     variants: list[str | None] = [args.variant]
@@ -228,5 +229,6 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(cold))
         else:
-            print(f"import-to-first-detection: {cold['import_to_first_detection_ms']:.0f} ms (imports {cold['import_ms']:.0f} ms; whole process {cold['process_wall_ms']:.0f} ms)")
+            print(f"import-to-first-detection: {cold['import_to_first_detection_ms']:.0f} ms "
+                  f"(imports {cold['import_ms']:.0f} ms; whole process {cold['process_wall_ms']:.0f} ms)")
     return exitcodes.OK

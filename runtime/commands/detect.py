@@ -11,8 +11,11 @@ from typing import Iterator
 import numpy as np
 
 from .. import exitcodes
+from ..config.sections import MAX_THREADS
+from .arguments import number
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".h264"}
 
 
@@ -21,12 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders of images, or videos")
     p.add_argument("--labels", help="labels file, one per line (for a bare .tflite)")
     p.add_argument("--variant", help="bundle variant (default: the bundle's default)")
-    p.add_argument("--threads", type=int, help="interpreter threads (default: all cores)")
-    p.add_argument("--score", type=float, dest="score_threshold", help="minimum score (default: the manifest's)")
+    p.add_argument("--threads", type=number(integer=True, ge=1, le=MAX_THREADS), help="interpreter threads (default: all cores)")
+    p.add_argument("--score", type=number(ge=0, le=1), dest="score_threshold", help="minimum score (default: the manifest's)")
     p.add_argument("--json", action="store_true", help="one JSON object per image or frame")
     p.add_argument("--annotate", metavar="OUT", help="write pictures with boxes and labels into this folder")
-    p.add_argument("--every", type=int, default=1, metavar="N", help="videos: every Nth frame (default 1)")
-    p.add_argument("--max-frames", type=int, metavar="N", help="videos: stop after N frames")
+    p.add_argument("--every", type=number(integer=True, ge=1, le=1_000_000), default=1, metavar="N", help="videos: every Nth frame (default 1)")
+    p.add_argument("--max-frames", type=number(integer=True, ge=1, le=100_000_000), metavar="N", help="videos: stop after N frames")
 
 
 def _expand(inputs: list[str]) -> list[Path]:
@@ -69,7 +72,11 @@ def _frames(path: Path, every: int, max_frames: int | None) -> Iterator[tuple[in
         finally:
             cap.release()
         return
-    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    data = path.read_bytes()
+    if data[:2] == JPEG_START and JPEG_END not in data[-64:]:
+        # OpenCV may decode what is there and grey the rest, with nothing but a warning on stderr
+        raise CommandError(f"{path}: truncated JPEG (no end-of-image marker): not run")
+    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if frame is None:
         raise CommandError(f"{path}: not a readable image")
     yield 0, frame
@@ -82,8 +89,6 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import CommandError
     from ..detector import Detector, DetectorOptions
 
-    if args.every < 1:
-        raise CommandError(f"--every: must be >= 1, got {args.every}")
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads: must be >= 1, got {args.threads}")
     paths = _expand(args.inputs)

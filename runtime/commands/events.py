@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--state-dir", metavar="DIR",
         help="the daemon's state folder (default: $STATE_DIRECTORY, else $XDG_STATE_HOME/edgewatch, else ~/.local/state/edgewatch)",
     )
-    parser.add_argument("--since", metavar="T", help="events that began at or after T: ISO 8601 (2026-11-26T08:00, local unless an offset is given) or an age (30s, 10m, 2h, 1d, 1w)")
+    parser.add_argument("--since", metavar="T", help="events that began at or after T: ISO 8601 (2026-11-26T08:00, "
+                        "local unless an offset is given) or an age (30s, 10m, 2h, 1d, 1w)")
     parser.add_argument("--until", metavar="T", help="events that began before T (same forms as --since)")
     parser.add_argument("--label", metavar="L", action="append", default=[], help="only this label (repeat for several)")
     parser.add_argument("--limit", metavar="N", help="only the latest N matching events (the initial listing, with --follow)")

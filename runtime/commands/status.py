@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 
 from .. import exitcodes
@@ -16,6 +18,18 @@ from .. import exitcodes
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", help="the daemon's state folder (default: as `edgewatch run` finds it)")
     p.add_argument("--json", action="store_true", help="print status.json as it is, with `fresh` added")
+
+
+def _storage(status: dict) -> str:
+    """`, disk full` (or another write failure) while the event log cannot write: detection goes on."""
+    storage = status.get("storage")
+    if not storage or storage == "ok":
+        return ""
+    if str(storage).startswith("disk full"):
+        return ", disk full (events are dropped until space returns)"
+    if str(storage).startswith("low disk space"):
+        return f", {storage}"
+    return f", event log failing: {storage}"
 
 
 def _age(seconds: float) -> str:
@@ -42,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     healthy = status_file.is_healthy(status, now)
     fresh = status_file.is_fresh(status, now)
     updated = status.get("updated") if isinstance(status.get("updated"), (int, float)) else 0
+    code = exitcodes.OK if healthy else exitcodes.FAILURE
     if args.json:
-        print(json.dumps({**status, "fresh": fresh, "healthy_now": healthy}))
-        return exitcodes.OK if healthy else exitcodes.FAILURE
+        return _print(json.dumps({**status, "fresh": fresh, "healthy_now": healthy}), code)
     model = status.get("model") or {}
     frames = status.get("frames") or {}
     events = status.get("events") or {}
@@ -52,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     age = status.get("frame_age_ms") or {}
     stale = "" if fresh else f" (status is {_age(now - updated)} old: not running?)"
     lines = [
-        f"state:   {status.get('state')}{'' if healthy else ', NOT healthy'}{stale}",
+        f"state:   {status.get('state')}{_storage(status)}{'' if healthy else ', NOT healthy'}{stale}",
         f"pid:     {status.get('pid')}, up {_age(updated - (status.get('started') or updated))}",
         f"model:   {model.get('name')} ({model.get('variant')}), sha256 {str(model.get('sha256'))[:12]}, {model.get('path')}",
         f"camera:  {source.get('name')} {source.get('state')} ({source.get('describe')}), losses {source.get('losses')}",
@@ -64,5 +78,14 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"budget:  {json.dumps(status['budget'])}")
     if status.get("last_error"):
         lines.append(f"error:   {status['last_error']}")
-    print("\n".join(lines))
-    return exitcodes.OK if healthy else exitcodes.FAILURE
+    return _print("\n".join(lines), code)
+
+
+def _print(text: str, code: int) -> int:
+    """The exit code says the daemon's health, also when a reader closes the pipe early (`| head -1`)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that says nothing either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return code

@@ -40,6 +40,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX system_events_time ON system_events(time);
     """,
+    # 1 -> 2. `last_seen`: when the object was last detected, kept current while it is in view, so
+    # that an event a crash left open can be closed at that time; `recovered`: closed that way.
+    """
+    ALTER TABLE events ADD COLUMN last_seen REAL;
+    ALTER TABLE events ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 VERSION = len(MIGRATIONS)
 

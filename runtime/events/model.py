@@ -27,6 +27,8 @@ class Event:
     snapshot: str | None = None
     source: str = ""
     model: str = ""
+    last_seen: float | None = None  # wall clock of the last detection
+    recovered: bool = False  # closed on start-up after the run that saw it was cut short
 
     def __post_init__(self) -> None:
         # Checked here, once, so that a bad event is the caller's error and never a writer-thread failure.
@@ -50,6 +52,7 @@ class Event:
             "snapshot": self.snapshot,
             "source": self.source,
             "model": self.model,
+            "recovered": self.recovered,
         }
 
 

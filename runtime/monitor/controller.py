@@ -225,7 +225,8 @@ class Controller:
             self.state["temperature"] = "over" if hot else "ok" if not cool else "headroom"
             if hot and thermal_due:
                 thermal_over = True
-                reasons.append(f"temperature {obs.temperature_c:.1f} °C over budget {b.temperature_c:g} °C" if obs.temperature_c is not None else "firmware is throttling for temperature")
+                reasons.append(f"temperature {obs.temperature_c:.1f} °C over budget {b.temperature_c:g} °C"
+                               if obs.temperature_c is not None else "firmware is throttling for temperature")
         if obs.under_voltage and thermal_due:
             thermal_over = True  # a slow, physical limit like heat: the same cut, at the same pace
             reasons.append("under-voltage: the supply cannot hold 5 V at this load")
@@ -380,7 +381,8 @@ class Controller:
             self.state["memory"] = "hard-limit"
             if not self._hard_fired:
                 self._hard_fired = True
-                actions.append(Action("hard_limit", True, False, f"RSS {rss:.0f} MB over the hard memory budget {b.memory_hard_mb:g} MB: exiting for a clean restart", figures))
+                actions.append(Action("hard_limit", True, False,
+                                      f"RSS {rss:.0f} MB over the hard memory budget {b.memory_hard_mb:g} MB: exiting for a clean restart", figures))
             return actions
         if b.memory_mb is None or rss <= b.memory_mb:
             self.state["memory"] = "ok" if b.memory_mb is not None else "no budget"

@@ -111,8 +111,10 @@ class Pipeline:
         for thread in self._threads:
             thread.start()
 
-    def stop(self, timeout: float = 3.0) -> None:
-        """Stop capture, let the current inference finish, end every open event, all within `timeout`."""
+    def stop(self, timeout: float = 3.0) -> bool:
+        """Stop capture, let the current inference finish, end every open event, all within `timeout`.
+        False when an inference was still running at the end: the process must then not tear down
+        the interpreter under it (see `edgewatch run`)."""
         deadline = time.monotonic() + timeout
         self.capture.stop(timeout=min(timeout / 2, 2.0))
         self._stop.set()
@@ -121,8 +123,9 @@ class Pipeline:
         if any(t.is_alive() for t in self._threads):
             # The inference thread still owns the tracker: ending events here would race it.
             log.warning("inference still busy after %.1f s; open events end unrecorded", timeout)
-            return
+            return False
         self._dispatch(self.tracker.close_all(), None)
+        return True
 
     @property
     def alive(self) -> bool:
@@ -253,7 +256,7 @@ class Pipeline:
         det = self.detector
         return Event(id=t.id, label=label_for(det.labels, t.class_id), class_id=t.class_id, score=t.best_score,
                      start=t.first_seen, end=end, box=tuple(float(v) for v in t.best_box),
-                     source=self.config.camera.label, model=f"{det.bundle.name}:{det.variant.name}")
+                     source=self.config.camera.label, model=f"{det.bundle.name}:{det.variant.name}", last_seen=t.last_seen)
 
     def _write(self, t: Track, media: _Media, end: float | None) -> None:
         jpeg = None
@@ -286,11 +289,14 @@ class Pipeline:
         pending = []
         for t in self.tracker.tracks:
             media = self._media.get(t.id)
-            if media is not None and media.best is not None:
-                if now - media.written >= interval:
-                    self._write(t, media, None)
-                else:
-                    pending.append((media.best.seq, t, media))
+            if media is None or not t.started:
+                continue
+            if now - media.written >= interval:
+                # also without a better snapshot: the row's last sight stays current, so that a crash
+                # leaves an event that ends about when its object was last seen
+                self._write(t, media, None)
+            elif media.best is not None:
+                pending.append((media.best.seq, t, media))
         pending.sort(key=lambda p: p[0])
         while len({seq for seq, _, _ in pending}) > MAX_HELD_FRAMES:
             oldest = pending[0][0]

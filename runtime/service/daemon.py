@@ -34,7 +34,9 @@ from ..monitor.monitor import ResourceMonitor, choose_variant
 from ..pipeline import Pipeline
 from ..pipeline.loader import load_and_test
 from ..pipeline.pipeline import model_health
+from ..state_lock import StateLock
 from .notify import Notifier, WatchdogFeeder
+from .wakeup import Wakeup
 
 log = logging.getLogger("edgewatch.daemon")
 
@@ -53,16 +55,17 @@ class Daemon:
         self.duration = duration
         self.overrides = overrides
         self.notifier = Notifier()
-        self.status_path = status_file.location(self.state_dir)
         self.started = time.time()
         self.last_error: str | None = None
         self.exit_code = exitcodes.OK
-        self._wake = threading.Event()
+        self._wake = Wakeup()  # what signal handlers set: they take no lock (see wakeup.py)
         self._stop = threading.Event()
+        self._stop_signal: int | None = None
         self._reload = False
         self._status_failing = False
         self.monitor: ResourceMonitor | None = None
         self._monitor_thread: threading.Thread | None = None
+        self.left_busy = False  # an inference was still running at exit: leave without tearing it down
 
     def load_config(self) -> Config:
         return self.overrides(config_mod.load(self.config_path))
@@ -70,8 +73,8 @@ class Daemon:
     # -- signals ------------------------------------------------------------------------------------
 
     def _on_stop(self, signum, _frame) -> None:
-        log.info("%s: stopping", signal.Signals(signum).name)
-        self._stop.set()
+        # Flags and a byte only: the main loop logs and stops (a handler may run while it holds a lock).
+        self._stop_signal = signum
         self._wake.set()
 
     def _on_hup(self, _signum, _frame) -> None:
@@ -90,6 +93,8 @@ class Daemon:
         os.umask(os.umask(0o027) | 0o027)
         self.config = self.load_config()  # a bad config at start is the caller's error (exit 2)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = StateLock(self.state_dir).acquire()  # StateLocked: exit 2, naming the holder
+        self.status_path = status_file.publish_location(self.state_dir)
         detector = load_and_test(self.config.model, variant=self._variant_for(self.config))  # so is a model that cannot serve
         ev = self.config.events
         try:
@@ -121,7 +126,9 @@ class Daemon:
         feeder = WatchdogFeeder(self.notifier.watchdog_s) if self.notifier.watchdog_s else None
         while not self._stop.is_set():
             self._wake.wait(0.2)
-            self._wake.clear()
+            if self._stop_signal is not None:
+                log.info("%s: stopping", signal.Signals(self._stop_signal).name)
+                break
             now = time.monotonic()
             if self._reload:
                 self._reload = False
@@ -160,11 +167,13 @@ class Daemon:
         if self._monitor_thread is not None:
             self._monitor_thread.join(1.0)
         try:
-            self.pipeline.stop(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
+            self.left_busy = not self.pipeline.stop(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
         finally:  # whatever stopping the pipeline did, what is queued gets written
             self.events.close(timeout=max(0.5, deadline - time.monotonic()))
         self._publish("stopping")
         self.notifier.close()
+        self._wake.close()
+        self._lock.release()
         log.info("stopped")
 
     # -- SIGHUP ---------------------------------------------------------------------------------------
@@ -264,9 +273,10 @@ class Daemon:
         if h.paused:
             return "paused"
         stall = STALL_S + (1.0 / h.rate_limit if h.rate_limit else 0.0)
-        if (h.source.state != "streaming" or h.since_inference_s is None or h.since_inference_s > stall
-                or self.events.stats.get("failing")):
+        if h.source.state != "streaming" or h.since_inference_s is None or h.since_inference_s > stall:
             return "degraded"
+        # An event log that cannot write (a full disk) is reported (`storage`), not "unhealthy":
+        # detection goes on, the log resumes by itself, and a rollout may still proceed.
         return "running"
 
     def status(self, state: str | None = None, health: PipelineHealth | None = None) -> dict:
@@ -287,6 +297,7 @@ class Daemon:
                        "dropped": h.frames.dropped, "errors": h.frames.errors},
             "events": {"written": ev.get("written", 0), "dropped": ev.get("dropped", 0),
                        "pending": ev.get("pending", 0), "open": h.open_events},
+            "storage": ev.get("failing") or ev.get("snapshots_paused") or "ok",
             "budget": self.monitor.status() if self.monitor is not None else {},
             "last_error": self.last_error or h.last_error or ev.get("failing")
             or (src.last_error if src.state != "streaming" else None),
