@@ -67,9 +67,9 @@ def test_stats_report_motion_share_and_duty_over_the_window():
     motion_share, duty = stats.shares(119.9)
     assert motion_share == pytest.approx(0.5)
     assert 0.5 <= duty < 0.52  # the moving frames, and a keep-alive or so between them
-    figures = stats.as_dict(119.9)
-    assert figures["frames"] == 1200 and figures["moving"] == 300
-    assert figures["sent_by_reason"]["motion"] == 300 and figures["sent_by_reason"]["keepalive"] >= 12
+    health = stats.health(119.9)
+    assert health.frames == 1200 and health.moving == 300 and health.active == pytest.approx(0.5)
+    assert health.sent_by_reason["motion"] == 300 and health.sent_by_reason["keepalive"] >= 12
     assert stats.shares(1000.0) == (None, None)  # nothing in the window
 
 

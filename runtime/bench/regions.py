@@ -28,7 +28,7 @@ from .. import exitcodes
 from ..detections import Detections, box_iou
 from ..motion import MotionDetector
 from ..motion.regions import detect_in, plan_regions
-from ..motion.settings import MotionConfig
+from ..config import MotionConfig
 from .footage import EmptyScene, median_background, read_frames
 
 MATCH_IOU = 0.5
@@ -102,7 +102,7 @@ def measure(model: str, video: str, frames: int | None, every: int, fps: float =
             found, invokes = whole, 1
             regions_cut += 1
         else:
-            found, invokes = detect_in(det, far, crops), len(crops)
+            found, invokes = detect_in(det, far, crops)[0], len(crops)
             found = found[found.score >= min_score]
         previous = found
         totals["truth"] += len(truth)

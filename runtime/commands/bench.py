@@ -3,7 +3,9 @@
 Init time, first invoke, invoke latency percentiles over N runs on real frames, preprocess and
 decode + NMS time per frame, peak RSS; `--cold` adds import-to-first-detection in a fresh process;
 `--variant all` measures every variant of a bundle in the same run, so their ratios are fair on a
-shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py).
+shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py),
+`--motion` what motion gating saves (runtime/bench/motion.py), `--regions` whether crops around
+motion find more small people (runtime/bench/regions.py).
 """
 
 from __future__ import annotations
@@ -34,8 +36,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cold", action="store_true", help="also measure import-to-first-detection in a fresh process")
     p.add_argument("--json", action="store_true", help="one JSON object per measurement")
     p.add_argument("--pipeline", action="store_true", help="benchmark the daemon's pipeline instead: vs raw invoke and a naive loop, frame age, RSS growth")
-    p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run")
-    p.add_argument("--seconds", type=float, default=None, help="--pipeline: seconds per phase")
+    p.add_argument("--motion", action="store_true",
+                   help="benchmark motion gating instead: empty/busy/empty footage from the input video, the pipeline with gating off and on")
+    p.add_argument("--regions", action="store_true",
+                   help="measure crops around motion instead: recall of small (distant) people, whole frame vs regions; "
+                        "with --motion: run the gated pipeline with regions on")
+    p.add_argument("--annotate", metavar="OUT", help="--motion: also write the light-step clip with motion boxes drawn (an AVI)")
+    p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run; --regions: frames of the video")
+    p.add_argument("--seconds", type=float, default=None, help="--pipeline: seconds per phase; --motion: seconds of each empty part (default 60)")
 
 
 def _default_model() -> str:
@@ -186,6 +194,16 @@ def run(args: argparse.Namespace) -> int:
         from ..bench.pipeline import run_pipeline_bench
 
         return run_pipeline_bench(args)
+    if args.motion:
+        from ..bench.motion import run_motion_bench
+
+        return run_motion_bench(args)
+    if args.regions:
+        from ..bench.regions import run_regions_bench
+
+        return run_regions_bench(args)
+    if args.annotate:
+        raise CommandError("--annotate: goes with --motion")
     model = args.model or _default_model()
     if args.runs < 1:
         raise CommandError(f"--runs: must be >= 1, got {args.runs}")

@@ -22,13 +22,14 @@ from .sections import (
     DetectConfig,
     EventsConfig,
     ModelConfig,
+    MotionConfig,
     TrackerConfig,
     Zone,
     classify_source,
     resolve_source,
 )
 
-__all__ = ["Budgets", "CameraConfig", "Config", "DetectConfig", "EventsConfig", "ModelConfig", "SchemaError",
+__all__ = ["Budgets", "CameraConfig", "Config", "DetectConfig", "EventsConfig", "ModelConfig", "MotionConfig", "SchemaError",
            "TrackerConfig", "Zone", "classify_source", "embedded_default", "example_text", "load", "parse",
            "resolve_source"]
 
@@ -39,6 +40,8 @@ SECTIONS: tuple[tuple[str, type, str, bool], ...] = (
     ("camera", CameraConfig, "Where frames come from.", False),
     ("model", ModelConfig, "The detector: a bundle made by `edgewatch convert`, or a recognisable .tflite.", False),
     ("detect", DetectConfig, "Which detections count.", False),
+    ("motion", MotionConfig, "Which frames the model sees: those with motion (found on a small grey copy of each frame),\n"
+                             "and a few more while tracks are alive or nothing moves.", False),
     ("tracker", TrackerConfig, "Detections become tracks, tracks become events.", False),
     ("events", EventsConfig, "The local event log (SQLite + snapshots) and its retention.", False),
     ("budget", Budgets, "Resource budgets (runtime/monitor): with no [budget] section nothing is enforced.", True),
@@ -51,6 +54,7 @@ class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     budget: Budgets | None = None  # None: no [budget] section, nothing enforced
@@ -71,6 +75,10 @@ def parse(data: dict, where: str, base: Path) -> Config:
             continue
         values[name] = read_section(section, top.table(name, {}), ctx)
     top.done()
+    motion, tracker = values["motion"], values["tracker"]
+    if motion.enabled and motion.track_refresh_s >= tracker.max_missed_s:
+        raise SchemaError(where, "motion.track_refresh_s", f"must be below tracker.max_missed_s ({tracker.max_missed_s:g}), or a "
+                          f"still object is dropped between two looks at it, got {motion.track_refresh_s:g}")
     return Config(Path(where) if where != EMBEDDED else None, **values)
 
 

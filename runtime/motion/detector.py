@@ -21,7 +21,7 @@ import numpy as np
 from .background import WATCHING, BackgroundModel
 from .downscale import Downscaler
 from .mask import MotionMask
-from .settings import MotionConfig
+from ..config import MotionConfig
 
 _KERNEL = np.ones((3, 3), np.uint8)
 

@@ -26,10 +26,12 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
+from ..health import MotionHealth
 from .detector import Motion
 
 MOTION, TRACKS, SETTLING, KEEPALIVE, GATED, UNGATED = "motion", "tracks", "settling", "keepalive", "gated", "ungated"
 REASONS = (MOTION, TRACKS, SETTLING, KEEPALIVE)
+ACTIVE_S = 5.0  # the "active" share: motion over the last few seconds, like the pipeline's fps
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Gate:
 
 class GateStats:
     """Counts of gate decisions: since the start, and over the last `window_s` of frames. Written by
-    the pipeline's prepare thread, read by the status writer: `_lock` guards everything."""
+    the pipeline's prepare thread, read by whoever asks for health: `_lock` guards everything."""
 
     def __init__(self, window_s: float = 60.0, max_frames: int = 3600):
         self.window_s = window_s
@@ -79,6 +81,7 @@ class GateStats:
         self.sent = 0
         self.by_reason: dict[str, int] = {r: 0 for r in (*REASONS, UNGATED)}
         self.relearned = 0
+        self.regions = 0
         self.state = ""
 
     def record(self, t: float, motion: Motion | None, decision: Decision) -> None:
@@ -95,19 +98,29 @@ class GateStats:
                     self.relearned += 1
                 self.state = motion.state
 
-    def shares(self, now: float) -> tuple[float | None, float | None]:
-        """(motion share, inference duty) over the last `window_s`; None before any frame."""
+    def cropped(self) -> None:
+        """A frame went to the model as crops around motion (regions)."""
         with self._lock:
-            recent = [(m, s) for t, m, s in self._recent if now - t <= self.window_s]
+            self.regions += 1
+
+    def shares(self, now: float, window_s: float | None = None) -> tuple[float | None, float | None]:
+        """(motion share, inference duty) over the last `window_s` (default: the stats' own);
+        None before any frame in it."""
+        window_s = self.window_s if window_s is None else window_s
+        with self._lock:
+            recent = [(m, s) for t, m, s in self._recent if now - t <= window_s]
         if not recent:
             return None, None
         n = len(recent)
         return sum(m for m, _ in recent) / n, sum(s for _, s in recent) / n
 
-    def as_dict(self, now: float) -> dict:
+    def health(self, now: float, enabled: bool = True) -> MotionHealth:
         motion, duty = self.shares(now)
+        active, _ = self.shares(now, ACTIVE_S)
         with self._lock:
-            return {"state": self.state, "motion_share": None if motion is None else round(motion, 3),
-                    "inference_duty": None if duty is None else round(duty, 3), "window_s": self.window_s,
-                    "frames": self.frames, "moving": self.moving, "sent": self.sent,
-                    "sent_by_reason": dict(self.by_reason), "relearned": self.relearned}
+            return MotionHealth(enabled=enabled, state=self.state if enabled else "off",
+                                motion_share=None if motion is None else round(motion, 3),
+                                inference_duty=None if duty is None else round(duty, 3),
+                                active=None if active is None else round(active, 3), window_s=self.window_s,
+                                frames=self.frames, moving=self.moving, sent_by_reason=dict(self.by_reason),
+                                relearned=self.relearned, regions=self.regions)
