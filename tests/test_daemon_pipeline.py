@@ -42,7 +42,8 @@ def data_coffee(shape):
 def make_config(tmp_path, source, model, **camera):
     camera = {"as_fast_as_possible": "true", **camera}
     text = f'[camera]\nsource = "{source}"\n' + "".join(f"{k} = {v}\n" for k, v in camera.items())
-    text += f'[model]\npath = "{model}"\nthreads = 1\n[tracker]\nmax_missed_s = 0.5\n[events]\nbatch_seconds = 0.2\n'
+    # every frame to the model: these tests are about the pipeline, not the motion gate
+    text += f'[model]\npath = "{model}"\nthreads = 1\n[motion]\nenabled = false\n[tracker]\nmax_missed_s = 0.5\n[events]\nbatch_seconds = 0.2\n'
     path = tmp_path / "config.toml"
     path.write_text(text)
     return config.load(path)

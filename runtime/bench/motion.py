@@ -40,7 +40,7 @@ MATCH_IOU = 0.3
 STEP_AT_S = 20.0
 STEP = 1.4
 GATE_CLOSE_TARGET_S = 10.0
-SAMPLE_S = 0.05
+SAMPLE_S = 0.2  # the sampler reads counters only (no psutil), so its own CPU stays out of the figures
 
 
 @dataclass
@@ -87,18 +87,16 @@ class _Run:
 
     def play(self) -> RunResult:
         samples: list[Sample] = []
-        total = sum(p.count for p in self.parts)
         pipe = self.pipe
         pipe.start()
         try:
             while True:
-                h = pipe.health()
-                reasons = h.motion.sent_by_reason if h.motion is not None else {}
-                samples.append(Sample(time.time(), h.frames.captured, h.frames.inferred, _cpu_s(), reasons))
-                if h.finished or (h.source.state in ("ended", "stopped") and h.frames.captured >= total):
+                samples.append(Sample(time.time(), pipe.slot.put_count, pipe.stats.inferred, _cpu_s(),
+                                      dict(pipe.gate.stats.by_reason)))
+                if pipe.capture.ended and pipe.slot.peek() is None:
                     break
-                if not h.alive:
-                    raise RuntimeError(f"{self.name}: the pipeline stopped: {h.last_error}")
+                if not pipe.alive:
+                    raise RuntimeError(f"{self.name}: the pipeline stopped: {pipe.stats.last_error}")
                 time.sleep(SAMPLE_S)
             time.sleep(0.5)  # the last frame's inference
         finally:
@@ -147,37 +145,48 @@ def read_events(db: Path) -> list[dict]:
              "box": json.loads(r[5]) if isinstance(r[5], str) else r[5]} for r in rows]
 
 
-def compare_events(reference: RunResult, gated: RunResult) -> dict:
-    """Recall of the reference's events in the gated run (time overlap and box IoU >= MATCH_IOU,
-    each gated event used once) and the delay of each recalled event's start, in frames."""
+def match_events(reference: list[dict], ref_t0: float, gated: list[dict], gated_t0: float) -> tuple[list[tuple[dict, dict]], list[dict]]:
+    """Each reference event paired with the gated event of its label that overlaps it in time (to a
+    frame) with the best box IoU >= MATCH_IOU, each gated event used once: (pairs, unmatched).
+    Times are taken relative to each run's frame 0 (`ref_t0`, `gated_t0`)."""
     used: set[int] = set()
-    delays, missed = [], []
-    for ev in reference.events:
-        s0 = ev["start"] - reference.t0
-        e0 = (ev["end"] or ev["start"]) - reference.t0
+    pairs, missed = [], []
+    for ev in reference:
+        s0 = ev["start"] - ref_t0
+        e0 = (ev["end"] or ev["start"]) - ref_t0
         best, best_iou = None, MATCH_IOU
-        for j, g in enumerate(gated.events):
+        for j, g in enumerate(gated):
             if j in used or g["label"] != ev["label"]:
                 continue
-            s1 = g["start"] - gated.t0
-            e1 = (g["end"] or g["start"]) - gated.t0
+            s1 = g["start"] - gated_t0
+            e1 = (g["end"] or g["start"]) - gated_t0
             if s1 > e0 + 1 / FPS or s0 > e1 + 1 / FPS:
                 continue
             iou = float(box_iou(np.array(ev["box"], np.float32), np.array(g["box"], np.float32))[0, 0])
             if iou >= best_iou:
                 best, best_iou = j, iou
         if best is None:
-            missed.append({"start_frame": round(s0 * FPS), "seconds": round(e0 - s0, 1), "score": round(ev["score"], 2)})
-            continue
-        used.add(best)
-        delays.append((gated.events[best]["start"] - gated.t0 - s0) * FPS)
+            missed.append(ev)
+        else:
+            used.add(best)
+            pairs.append((ev, gated[best]))
+    return pairs, missed
+
+
+def compare_events(reference: RunResult, gated: RunResult) -> dict:
+    """Recall of the reference's events in the gated run, and the delay of each recalled event's
+    start, in frames."""
+    pairs, missed = match_events(reference.events, reference.t0, gated.events, gated.t0)
+    delays = [((g["start"] - gated.t0) - (ev["start"] - reference.t0)) * FPS for ev, g in pairs]
     n = len(reference.events)
     d = np.array(delays) if delays else np.zeros(1)
     return {"reference_events": n, "gated_events": len(gated.events), "recalled": len(delays),
             "recall": round(len(delays) / n, 3) if n else None,
             "start_delay_frames": {"p50": round(float(np.percentile(d, 50)), 1), "p95": round(float(np.percentile(d, 95)), 1),
                                    "max": round(float(d.max()), 1)},
-            "missed": missed}
+            "missed": [{"start_frame": round((ev["start"] - reference.t0) * FPS),
+                        "seconds": round((ev["end"] or ev["start"]) - ev["start"], 1), "score": round(ev["score"], 2)}
+                       for ev in missed]}
 
 
 def light_step(run: RunResult, parts: list[Part]) -> dict:
@@ -236,7 +245,8 @@ def _print(result: dict) -> None:
     d = ev["start_delay_frames"]
     print(f"empty parts: CPU {result['empty_cpu_ratio']} x ungated (target <= 0.2); busy part: inference rate "
           f"{result['busy_fps_ratio']} x ungated (target >= 0.95), CPU {result['busy_cpu_ratio']} x")
-    print(f"frames sent to the model: {result['sent_share']['ungated']:.1%} ungated, {result['sent_share']['gated']:.1%} gated")
+    print(f"frames sent to the model: {result['sent_share']['ungated']:.1%} ungated, {result['sent_share']['gated']:.1%} gated; "
+          f"the motion stage itself: {result['motion_cpu_ms_per_frame']:.2f} ms CPU per frame")
     print(f"events: {ev['recalled']} of {ev['reference_events']} ungated events recalled = {ev['recall']} (target >= 0.98); "
           f"{ev['gated_events']} gated events; start delay p50 {d['p50']} p95 {d['p95']} max {d['max']} frames (target p95 <= 2)")
     for m in ev["missed"]:
@@ -282,6 +292,20 @@ def annotate_clip(clip: Path, out: Path, fps: float) -> int:
     return write_clip(out, frames(), fps)
 
 
+def motion_cost(clip: Path, frames: int = 300) -> float:
+    """CPU milliseconds the motion stage takes per frame of `clip` (decoding not counted)."""
+    from ..config import MotionConfig
+    from ..motion import MotionDetector
+    from .footage import read_frames
+
+    images = read_frames(clip, limit=frames)
+    detector = MotionDetector(MotionConfig())
+    cpu = time.process_time()
+    for i, image in enumerate(images):
+        detector.detect(image, i / FPS)
+    return (time.process_time() - cpu) / len(images) * 1e3
+
+
 def run_motion_bench(args: argparse.Namespace) -> int:
     from ..errors import CommandError
     from .. import paths
@@ -311,6 +335,7 @@ def run_motion_bench(args: argparse.Namespace) -> int:
             out = Path(args.annotate)
             say(f"writing {out} (the clip with motion boxes and the gate's decisions) ...")
             annotate_clip(stepped, out, FPS)
+        cost_ms = motion_cost(plain)
         runs = {}
         for name, clip, clip_parts, motion in (("ungated", plain, parts, False), ("gated", plain, parts, True),
                                                ("light step", stepped, step_parts, True)):
@@ -318,7 +343,7 @@ def run_motion_bench(args: argparse.Namespace) -> int:
             say(f"running {name} ({seconds:.0f} s) ...")
             runs[name] = _Run(name, clip, clip_parts, model, threads, motion, bool(args.regions), tmp / name.replace(" ", "-")).play()
     result = {"measure": "motion", "clip": {"empty_s": empty_s, "busy_frames": parts[1].count, "fps": FPS, "video": video},
-              "model": model, "regions": bool(args.regions),
+              "model": model, "regions": bool(args.regions), "motion_cpu_ms_per_frame": round(cost_ms, 3),
               **summarise(runs["ungated"], runs["gated"], runs["light step"], step_parts)}
     if args.json:
         print(json.dumps(result))

@@ -103,20 +103,21 @@ class GateStats:
         with self._lock:
             self.regions += 1
 
-    def shares(self, now: float, window_s: float | None = None) -> tuple[float | None, float | None]:
-        """(motion share, inference duty) over the last `window_s` (default: the stats' own);
-        None before any frame in it."""
+    def shares(self, window_s: float | None = None) -> tuple[float | None, float | None]:
+        """(motion share, inference duty) over the `window_s` (default: the stats' own) of capture
+        time up to the latest frame (a replay's times are its own); None before the first frame."""
         window_s = self.window_s if window_s is None else window_s
         with self._lock:
+            now = self._recent[-1][0] if self._recent else 0.0
             recent = [(m, s) for t, m, s in self._recent if now - t <= window_s]
         if not recent:
             return None, None
         n = len(recent)
         return sum(m for m, _ in recent) / n, sum(s for _, s in recent) / n
 
-    def health(self, now: float, enabled: bool = True) -> MotionHealth:
-        motion, duty = self.shares(now)
-        active, _ = self.shares(now, ACTIVE_S)
+    def health(self, enabled: bool = True) -> MotionHealth:
+        motion, duty = self.shares()
+        active, _ = self.shares(ACTIVE_S)
         with self._lock:
             return MotionHealth(enabled=enabled, state=self.state if enabled else "off",
                                 motion_share=None if motion is None else round(motion, 3),

@@ -57,5 +57,5 @@ class FrameGate:
             self.stats.cropped()
         return crops
 
-    def health(self, now: float) -> MotionHealth:
-        return self.stats.health(now, enabled=self.detector is not None)
+    def health(self) -> MotionHealth:
+        return self.stats.health(enabled=self.detector is not None)

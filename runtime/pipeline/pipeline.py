@@ -292,7 +292,7 @@ class Pipeline:
             since_inference_s=None if last is None else now - last,
             finished=capture.ended and self.slot.peek() is None,
             last_error=stats.last_error,
-            motion=self.gate.health(now),
+            motion=self.gate.health(),
         )
 
     # -- events ---------------------------------------------------------------------------------
