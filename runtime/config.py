@@ -62,9 +62,13 @@ class DetectConfig:
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    iou: float = 0.3
-    min_hits: int = 2  # detections before an event starts (one-frame flickers make no event)
+    iou: float = 0.3  # overlap with a track's predicted box for a detection to continue it
+    min_hits: int = 2  # confident detections before an event starts (one-frame flickers make no event)
     max_missed_s: float = 2.0  # unseen this long: the event ends
+    low_score: float = 0.2  # detections from here up to detect.min_score may only continue an event
+    stationary_after_s: float = 10.0  # in place this long: the event is flagged stationary
+    stationary_max_missed_s: float = 30.0  # a stationary object unseen this long: the event ends
+    trajectory_interval_s: float = 0.5  # at most one trajectory point per interval
 
 
 @dataclass(frozen=True)
@@ -182,12 +186,21 @@ def _detect(t: Table) -> DetectConfig:
     return cfg
 
 
-def _tracker(t: Table) -> TrackerConfig:
+def _tracker(t: Table, min_score: float) -> TrackerConfig:
     cfg = TrackerConfig(
         iou=t.number("iou", 0.3, gt=0, le=1),
         min_hits=t.number("min_hits", 2, integer=True, ge=1),
         max_missed_s=t.number("max_missed_s", 2.0, gt=0),
+        # Unset, it follows a lower detect.min_score down: an old config keeps loading.
+        low_score=t.number("low_score", min(0.2, min_score), ge=0, le=1),
+        stationary_after_s=t.number("stationary_after_s", 10.0, gt=0),
+        stationary_max_missed_s=t.number("stationary_max_missed_s", 30.0, gt=0),
+        trajectory_interval_s=t.number("trajectory_interval_s", 0.5, gt=0),
     )
+    if cfg.low_score > min_score:
+        raise t.error("low_score", f"must be <= detect.min_score ({min_score:g}), got {cfg.low_score:g}")
+    if cfg.stationary_max_missed_s < cfg.max_missed_s:
+        raise t.error("stationary_max_missed_s", f"must be >= max_missed_s ({cfg.max_missed_s:g}), got {cfg.stationary_max_missed_s:g}")
     t.done()
     return cfg
 
@@ -211,7 +224,7 @@ def parse(data: dict, where: str, base: Path) -> Config:
     camera = _camera(top.table("camera", {}), base)
     model = _model(top.table("model", {}), base, paths.BUNDLED_MODEL)
     detect = _detect(top.table("detect", {}))
-    tracker = _tracker(top.table("tracker", {}))
+    tracker = _tracker(top.table("tracker", {}), detect.min_score)
     events = _events(top.table("events", {}))
     budget = None
     if top.has("budget"):

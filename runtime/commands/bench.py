@@ -3,7 +3,8 @@
 Init time, first invoke, invoke latency percentiles over N runs on real frames, preprocess and
 decode + NMS time per frame, peak RSS; `--cold` adds import-to-first-detection in a fresh process;
 `--variant all` measures every variant of a bundle in the same run, so their ratios are fair on a
-shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py).
+shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py),
+`--tracking` the tracker (runtime/bench/tracking/).
 """
 
 from __future__ import annotations
@@ -34,8 +35,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cold", action="store_true", help="also measure import-to-first-detection in a fresh process")
     p.add_argument("--json", action="store_true", help="one JSON object per measurement")
     p.add_argument("--pipeline", action="store_true", help="benchmark the daemon's pipeline instead: vs raw invoke and a naive loop, frame age, RSS growth")
-    p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run")
+    p.add_argument("--tracking", action="store_true",
+                   help="benchmark the tracker instead: TUD-Stadtmitte ground truth, events on real footage, cost; beside ByteTrack and norfair when installed")
+    p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run; --tracking: frames of the video (default: all)")
     p.add_argument("--seconds", type=float, default=None, help="--pipeline: seconds per phase")
+    p.add_argument("--seeds", type=int, default=5, help="--tracking: simulated detector seeds on the ground truth (default 5)")
+    p.add_argument("--trackers", default="edgewatch,bytetrack,norfair",
+                   help="--tracking: which trackers (default: edgewatch,bytetrack,norfair; peers run when installed)")
 
 
 def _default_model() -> str:
@@ -186,6 +192,10 @@ def run(args: argparse.Namespace) -> int:
         from ..bench.pipeline import run_pipeline_bench
 
         return run_pipeline_bench(args)
+    if args.tracking:
+        from ..bench.tracking import run_tracking_bench
+
+        return run_tracking_bench(args)
     model = args.model or _default_model()
     if args.runs < 1:
         raise CommandError(f"--runs: must be >= 1, got {args.runs}")

@@ -82,7 +82,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_hup)
         self.config = self.load_config()  # a bad config at start is the caller's error (exit 2)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        detector = load_and_test(self.config.model, variant=self._variant_for(self.config))  # so is a model that cannot serve
+        detector = load_and_test(self.config.model, variant=self._variant_for(self.config), low_score=self.config.tracker.low_score)  # so is a model that cannot serve
         ev = self.config.events
         try:
             self.events = EventLog(self.state_dir / state_paths.EVENTS_DB, self.state_dir / state_paths.SNAPSHOTS,
@@ -166,7 +166,8 @@ class Daemon:
         old = self.config
         try:
             config = self.load_config()
-            detector = load_and_test(config.model, variant=self._variant_for(config), frame=self.pipeline.test_frame())
+            detector = load_and_test(config.model, variant=self._variant_for(config), frame=self.pipeline.test_frame(),
+                                     low_score=config.tracker.low_score)
             self.pipeline.reconfigure(config, detector)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running config and model
             message = f"reload failed, still running {self.pipeline.detector.bundle.name} ({old.describe}): {one_line(exc)}"

@@ -6,10 +6,15 @@ walker missed for a few frames is found again where it has walked to, not where 
 
 Association runs in two stages, as ByteTrack does. Confident detections (score >= `min_score`)
 are matched first, to every track; then the low-score ones (`low_score` <= score < `min_score`,
-typically the same object half hidden or blurred) may continue an event that is still unmatched,
+typically the same object half hidden or blurred) may continue a track that is still unmatched,
 but never start or confirm one. A track becomes an event after `min_hits` confident detections;
 a track that misses a frame before then is dropped (a one-frame flicker makes no event). An event
-ends once unseen for `max_missed_s` of capture time, carried meanwhile on its prediction.
+ends once unseen for `max_missed_s` of capture time, carried meanwhile on its prediction, or at
+once when its prediction leaves the frame (it walked out of view).
+
+Memory: a track confirmed near an event lost before it appeared (near where that one would be
+now, or where it was last seen) and of a like size is that event found again, and continues it,
+instead of starting a new event.
 
 An object that stays within a quarter of its height of one place for `stationary_after_s` is
 flagged stationary: it is held still while unseen and kept for `stationary_max_missed_s`, so a
@@ -33,9 +38,10 @@ from .trajectory import Trajectory
 TENTATIVE_MISSES = 1
 # A new event is the continuation of a lost one when it appears within this many of the lost one's
 # heights of where it was last seen or would be now, at a size within this ratio of its own.
-RELINK_HEIGHTS = 1.0
+RELINK_HEIGHTS = 0.8
 RELINK_SIZE_RATIO = 1.5
-RELINK_MODE = 'min'
+# An unclaimed confident detection overlapping a box a track took this frame this much is a second
+# box on the same object (NMS lets through pairs below its own threshold), not a new object.
 DUPLICATE_IOU = 0.4
 STILL_RADIUS = 0.25  # of the box's height: moving less than this from its anchor is staying in place
 
@@ -216,8 +222,8 @@ class Tracker:
             if not 1 / RELINK_SIZE_RATIO <= h_new / h_old <= RELINK_SIZE_RATIO:
                 continue
             c_last = (last[:2] + last[2:]) / 2
-            dp, dl = np.hypot(*(c_new - pos[i, :2])), np.hypot(*(c_new - c_last))
-            d = {"min": min(dp, dl), "pred": dp, "last": dl}[RELINK_MODE] / h_old
+            # Where it would be now if it kept walking, or where it was last seen if it stopped.
+            d = min(np.hypot(*(c_new - pos[i, :2])), np.hypot(*(c_new - c_last))) / h_old
             if d <= best_d:
                 best, best_d = i, d
         return best

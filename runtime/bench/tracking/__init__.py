@@ -29,7 +29,7 @@ from ... import exitcodes, paths
 from ...detections import Detections, box_iou
 from ...tracking import TrackerParams
 from . import footage, peers
-from .ground_truth import TUD_FPS, GroundTruthMissing, SimulatedDetector, load_tud
+from .ground_truth import TUD_FPS, TUD_SIZE, GroundTruthMissing, SimulatedDetector, load_tud
 
 TRACKERS = ("edgewatch", "bytetrack", "norfair")
 DETECTOR_STEP = 2
@@ -99,13 +99,6 @@ def cost_ms(names: list[str], params: TrackerParams, frames: list[tuple[float, D
     return {n: statistics.median(v) for n, v in per.items()}
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of `edgewatch bench --tracking` (the bench command declares MODEL, --input, --frames, --json)."""
-    p.add_argument("--seeds", type=int, default=5, help="--tracking: simulated detector seeds for the ground truth (default 5)")
-    p.add_argument("--trackers", default=",".join(TRACKERS),
-                   help=f"--tracking: which trackers (default: {','.join(TRACKERS)}; peers run when installed)")
-
-
 def run_tracking_bench(args: argparse.Namespace) -> int:
     from ...cli import CommandError
 
@@ -132,7 +125,8 @@ def run_tracking_bench(args: argparse.Namespace) -> int:
     detections = {s: sim.run(truth, s, DETECTOR_STEP) for s in seeds}
     gt: dict[str, dict] = {}
     for name in names:
-        runs = [ground_truth_scores(truth, peers.run(name, params, TUD_FPS / DETECTOR_STEP, detections[s])) for s in seeds]
+        runs = [ground_truth_scores(truth, peers.run(name, params, TUD_FPS / DETECTOR_STEP, detections[s], TUD_SIZE))
+                for s in seeds]
         gt[name] = {k: statistics.fmean(r[k] for r in runs) for k in runs[0]}
         gt[name]["per_seed"] = runs
     report["ground_truth"] = gt
@@ -146,10 +140,10 @@ def run_tracking_bench(args: argparse.Namespace) -> int:
             print(f"  {name:<10} {r['idf1']:>6.3f} {r['id_switches']:>6.1f} {r['fragmentations']:>6.1f} {r['mota']:>6.3f} {r['tracks_per_person']:>14.2f}")
 
     # 2. Real footage.
-    fps, frames = footage.video_detections(model, video, max_frames=args.frames)
+    fps, size, frames = footage.video_detections(model, video, max_frames=args.frames)
     real: dict[str, dict] = {}
     for name in names:
-        real[name] = footage.summary(footage.traces(peers.run(name, params, fps, frames)))
+        real[name] = footage.summary(footage.traces(peers.run(name, params, fps, frames, size)))
     if emit:
         emit({"block": "footage", "video": str(video), "model": str(model), "frames": len(frames), "fps": fps, "results": real})
     else:

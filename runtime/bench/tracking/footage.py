@@ -27,8 +27,10 @@ def cache_dir() -> Path:
 
 
 def video_detections(model: Path, video: Path, variant: str | None = None, threads: int | None = None,
-                     max_frames: int | None = None, cache: Path | None = None) -> tuple[float, list[tuple[float, Detections]]]:
-    """(the video's fps, [(time s, detections at score >= CACHE_SCORE), ...] for every frame)."""
+                     max_frames: int | None = None, cache: Path | None = None
+                     ) -> tuple[float, tuple[int, int], list[tuple[float, Detections]]]:
+    """(the video's fps, its (width, height), [(time s, detections at score >= CACHE_SCORE), ...]
+    for every frame)."""
     import cv2
 
     from ...detector import Detector, DetectorOptions
@@ -44,27 +46,29 @@ def video_detections(model: Path, video: Path, variant: str | None = None, threa
         edges = np.concatenate([[0], np.cumsum(counts)])
         frames = [(float(t), Detections(data["xyxy"][a:b], data["score"][a:b], data["class_id"][a:b]))
                   for t, a, b in zip(data["times"], edges[:-1], edges[1:])]
-        return float(data["fps"]), frames
+        return float(data["fps"]), (int(data["size"][0]), int(data["size"][1])), frames
     cap = cv2.VideoCapture(str(video))
     fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
     frames = []
+    size = (0, 0)
     while max_frames is None or len(frames) < max_frames:
         ok, image = cap.read()
         if not ok:
             break
+        size = (image.shape[1], image.shape[0])
         frames.append((len(frames) / fps, det.detect(image)))
     cap.release()
     if not frames:
         raise ValueError(f"{video}: no frames")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, fps=fps, times=np.array([t for t, _ in frames]),
+    np.savez_compressed(tmp, fps=fps, size=np.array(size), times=np.array([t for t, _ in frames]),
                         counts=np.array([len(d) for _, d in frames]),
                         xyxy=np.concatenate([d.xyxy for _, d in frames]).reshape(-1, 4),
                         score=np.concatenate([d.score for _, d in frames]),
                         class_id=np.concatenate([d.class_id for _, d in frames]))
     tmp.replace(path)
-    return fps, frames
+    return fps, size, frames
 
 
 @dataclass(frozen=True)
