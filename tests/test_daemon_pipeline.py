@@ -5,6 +5,7 @@ BlazeFace (MediaPipe's own file) watches a clip made from a real photo (scikit-i
 30 frames with her face drifting, then 30 without, so one event must start and end.
 """
 
+import json
 import sqlite3
 import time
 
@@ -71,8 +72,8 @@ def test_face_clip_makes_one_event_with_snapshot(tmp_path, face_clip, blazeface_
     assert captured == 60
     assert inferred == captured and dropped == 0  # a recording as fast as possible: every frame inferred
     assert pipe.stats.errors == 0
-    ages = pipe.stats.ages_ms()
-    assert 0 < ages["p50"] <= ages["p95"]
+    p50, p95 = pipe.stats.ages_ms()
+    assert 0 < p50 <= p95
 
     db = sqlite3.connect(tmp_path / "events.db")
     rows = db.execute('SELECT label, score, start, "end", box, snapshot FROM events').fetchall()
@@ -106,7 +107,8 @@ def test_bad_frame_and_bad_variant_are_survived(tmp_path, face_clip, blazeface_b
         pipe.set_threads(2)  # a real swap: tested first, adopted between frames
         pipe.slot.put(Frame(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), 2, time.monotonic(), time.time()))
         wait(lambda: pipe.detector is not old)
-        assert pipe.figures()["threads"] == 2 and pipe.alive
+        health = pipe.health()
+        assert health.model.threads == 2 and health.alive
     finally:
         pipe.stop()
         log.close()
@@ -142,9 +144,8 @@ def test_actuator_rate_limit_and_pause(tmp_path, face_clip, blazeface_bundle):
         pipe.set_paused(False)
         pipe.set_rate_limit(None)
         wait(lambda: pipe.stats.inferred > n1 + 5)
-        f = pipe.figures()
-        assert set(f) == {"fps", "invoke_ms", "cpu_percent", "rss_mb", "variant", "threads"}
-        assert f["rss_mb"] > 10 and f["invoke_ms"] > 0 and f["variant"] == "default"
+        h = pipe.health()
+        assert h.rss_mb > 10 and h.invoke_ms > 0 and h.model.variant == "default" and not h.paused
         pipe.shed_caches()
     finally:
         pipe.stop()
@@ -195,3 +196,33 @@ def test_snapshot_modes():
     small = Frame(cv2.resize(img, (256, 256)), 2, time.monotonic(), time.time(), full=img)
     big = cv2.imdecode(np.frombuffer(snapshot.encode(small, box / 2, 0, 0.9, ["face"], "crop", 85), np.uint8), cv2.IMREAD_COLOR)
     assert abs(big.shape[1] - crop.shape[1]) <= 2
+
+
+def test_an_event_keeps_its_trajectory_and_the_zones_it_entered(tmp_path, face_clip, blazeface_bundle, capsys):
+    from runtime.cli import main
+
+    cfg = make_config(tmp_path, face_clip, blazeface_bundle)
+    # Her face (box bottom at ~40 % of the frame's height) is in "upper" only; points every 50 ms.
+    text = cfg.source_file.read_text().replace("[tracker]\n", "[tracker]\ntrajectory_interval_s = 0.05\n")
+    text += ('[[detect.zones]]\nname = "lower"\npolygon = [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]\n'
+             '[[detect.zones]]\nname = "upper"\npolygon = [[0, 0], [1, 0], [1, 0.6], [0, 0.6]]\n')
+    cfg.source_file.write_text(text)
+    cfg = config.load(cfg.source_file)
+    log = EventLog(tmp_path / "events.db", tmp_path / "snapshots", Retention(), 0.2, journal_lines=False)
+    pipe = Pipeline(cfg, load_and_test(cfg.model), log)
+    pipe.start()
+    try:
+        wait(lambda: pipe.capture.ended and pipe.slot.peek() is None)
+        time.sleep(0.3)  # the last frame's inference
+    finally:
+        pipe.stop()
+        log.close()
+    assert main(["events", "--json", "--state-dir", str(tmp_path)]) == 0
+    (event,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert event["zones"] == ["upper"] and event["stationary"] is False
+    path = event["trajectory"]
+    assert len(path) >= 3, path
+    times = [p[0] for p in path]
+    assert times[0] == 0 and times == sorted(times)
+    # the clip drifts her face 3 px right per frame: so does the path
+    assert path[-1][1] > path[0][1] + 10, path

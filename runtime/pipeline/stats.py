@@ -46,12 +46,13 @@ class PipelineStats:
             return 0.0
         return (len(times) - 1) / max(times[-1] - times[0], 1e-9)
 
-    def ages_ms(self) -> dict[str, float]:
+    def ages_ms(self) -> tuple[float, float]:
+        """Frame age at detection over the recent window: (p50, p95) in ms."""
         with self._lock:
             ages = np.array(self._ages, np.float64) * 1e3
         if not len(ages):
-            return {"p50": 0.0, "p95": 0.0}
-        return {"p50": round(float(np.percentile(ages, 50)), 1), "p95": round(float(np.percentile(ages, 95)), 1)}
+            return 0.0, 0.0
+        return round(float(np.percentile(ages, 50)), 1), round(float(np.percentile(ages, 95)), 1)
 
     def last_inference(self) -> float | None:
         with self._lock:

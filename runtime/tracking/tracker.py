@@ -69,8 +69,16 @@ class TrackerParams:
                 raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
 
 
-def _inside(centre: np.ndarray, frame_size: tuple[int, int]) -> bool:
-    return 0 <= centre[0] <= frame_size[0] and 0 <= centre[1] <= frame_size[1]
+def _left_the_view(centre: np.ndarray, last_box: np.ndarray, frame_size: tuple[int, int]) -> bool:
+    """Its predicted centre is out of the frame and it was last seen at the frame's edge (within
+    half its size): what was seen mid-frame cannot have walked out unseen, whatever a velocity
+    estimated over irregular frame times says."""
+    w, h = frame_size
+    if 0 <= centre[0] <= w and 0 <= centre[1] <= h:
+        return False
+    x1, y1, x2, y2 = (float(v) for v in last_box)
+    mx, my = (x2 - x1) / 2, (y2 - y1) / 2
+    return x1 <= mx or y1 <= my or x2 >= w - mx or y2 >= h - my
 
 
 class Tracker:
@@ -145,7 +153,7 @@ class Tracker:
             t.misses += 1
             if not t.started:
                 keep[i] = t.misses < TENTATIVE_MISSES
-            elif frame_size is not None and not _inside(self._motion.pos[i, :2], frame_size):
+            elif frame_size is not None and _left_the_view(self._motion.pos[i, :2], t.box, frame_size):
                 keep[i] = False
                 out.append(TrackUpdate("end", t))
             elif t.still(p.stationary_after_s):
@@ -155,9 +163,9 @@ class Tracker:
         # New tracks from the confident detections nothing claimed, unless one is a second box on an
         # object a track holds this frame (NMS lets through two boxes on one person that overlap less
         # than its threshold).
-        if len(high) and rows_all:
-            held = boxes[np.concatenate(dets_all)]
-            high = high[box_iou(boxes[high], held).max(axis=1) < DUPLICATE_IOU]
+        held = np.concatenate(dets_all) if dets_all else np.empty(0, np.int64)
+        if len(high) and len(held):
+            high = high[box_iou(boxes[high], boxes[held]).max(axis=1) < DUPLICATE_IOU]
         if len(high):
             self._motion.add(boxes[high])
             centres = self._motion.pos[-len(high):]

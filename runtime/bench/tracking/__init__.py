@@ -27,6 +27,7 @@ import numpy as np
 
 from ... import exitcodes, paths
 from ...detections import Detections, box_iou
+from ...errors import CommandError
 from ...tracking import TrackerParams
 from . import footage, peers
 from .ground_truth import TUD_FPS, TUD_SIZE, GroundTruthMissing, SimulatedDetector, load_tud
@@ -100,8 +101,6 @@ def cost_ms(names: list[str], params: TrackerParams, frames: list[tuple[float, D
 
 
 def run_tracking_bench(args: argparse.Namespace) -> int:
-    from ...cli import CommandError
-
     names = [n.strip() for n in args.trackers.split(",") if n.strip()]
     unknown = sorted(set(names) - set(TRACKERS))
     if unknown:
