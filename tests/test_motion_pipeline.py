@@ -55,9 +55,10 @@ def test_an_empty_noisy_scene_sends_almost_nothing_to_the_model(make_pipeline, v
     sent = replay(pipe, (scene.frame(i / FPS) for i in range(300)))
     # the first frame, a frame per track_refresh_s while the model learns the scene (settle_s = 1 s),
     # then one per keep-alive (5 s)
-    assert sum(sent) <= 2 + 300 / (5 * FPS) + 1, np.flatnonzero(sent)
+    most = 2 + 300 / (5 * FPS) + 1
+    assert sum(sent) <= most, np.flatnonzero(sent)
     health = pipe.health().motion
-    assert health.motion_share == 0 and health.inference_duty < 0.03 and health.state == "watching"
+    assert health.motion_share == 0 and health.inference_duty <= most / 300 and health.state == "watching"
     assert health.sent_by_reason["keepalive"] >= 5 and health.sent_by_reason["motion"] == 0
     assert finish(pipe, log, db) == []
 

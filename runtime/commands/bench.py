@@ -5,7 +5,7 @@ decode + NMS time per frame, peak RSS; `--cold` adds import-to-first-detection i
 `--variant all` measures every variant of a bundle in the same run, so their ratios are fair on a
 shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py),
 `--motion` what motion gating saves (runtime/bench/motion.py), `--regions` whether crops around
-motion find more small people (runtime/bench/regions.py).
+motion find more small people (runtime/bench/regions.py), `--tracking` the tracker (runtime/bench/tracking/).
 """
 
 from __future__ import annotations
@@ -42,8 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="measure crops around motion instead: recall of small (distant) people, whole frame vs regions; "
                         "with --motion: run the gated pipeline with regions on")
     p.add_argument("--annotate", metavar="OUT", help="--motion: also write the light-step clip with motion boxes drawn (an AVI)")
-    p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run; --regions: frames of the video")
+    p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run; --regions, --tracking: frames of the video")
     p.add_argument("--seconds", type=float, default=None, help="--pipeline: seconds per phase; --motion: seconds of each empty part (default 60)")
+    p.add_argument("--tracking", action="store_true",
+                   help="benchmark the tracker instead: TUD-Stadtmitte ground truth, events on real footage, cost; beside ByteTrack and norfair when installed")
+    p.add_argument("--seeds", type=int, default=5, help="--tracking: simulated detector seeds on the ground truth (default 5)")
+    p.add_argument("--trackers", default="edgewatch,bytetrack,norfair",
+                   help="--tracking: which trackers (default: edgewatch,bytetrack,norfair; peers run when installed)")
 
 
 def _default_model() -> str:
@@ -194,6 +199,10 @@ def run(args: argparse.Namespace) -> int:
         from ..bench.pipeline import run_pipeline_bench
 
         return run_pipeline_bench(args)
+    if args.tracking:
+        from ..bench.tracking import run_tracking_bench
+
+        return run_tracking_bench(args)
     if args.motion:
         from ..bench.motion import run_motion_bench
 

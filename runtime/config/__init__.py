@@ -60,6 +60,11 @@ class Config:
     budget: Budgets | None = None  # None: no [budget] section, nothing enforced
 
     @property
+    def low_score(self) -> float:
+        """The lowest detection score the tracker is given (it may only continue events)."""
+        return self.tracker.continue_score(self.detect.min_score)
+
+    @property
     def origin(self) -> str:
         """Where this config came from, for logs and messages."""
         return str(self.source_file) if self.source_file else "the embedded default"
@@ -75,11 +80,15 @@ def parse(data: dict, where: str, base: Path) -> Config:
             continue
         values[name] = read_section(section, top.table(name, {}), ctx)
     top.done()
-    motion, tracker = values["motion"], values["tracker"]
+    config = Config(Path(where) if where != EMBEDDED else None, **values)
+    motion, tracker = config.motion, config.tracker
     if motion.enabled and motion.track_refresh_s >= tracker.max_missed_s:
         raise SchemaError(where, "motion.track_refresh_s", f"must be below tracker.max_missed_s ({tracker.max_missed_s:g}), or a "
                           f"still object is dropped between two looks at it, got {motion.track_refresh_s:g}")
-    return Config(Path(where) if where != EMBEDDED else None, **values)
+    if tracker.low_score is not None and tracker.low_score > config.detect.min_score:
+        raise SchemaError(where, "tracker.low_score",
+                          f"must be <= detect.min_score ({config.detect.min_score:g}), got {tracker.low_score:g}")
+    return config
 
 
 def embedded_default() -> Config:

@@ -165,11 +165,30 @@ class DetectConfig:
 
 # -- [tracker] ---------------------------------------------------------------------------------------
 
+DEFAULT_LOW_SCORE = 0.2
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
-    iou: float = key(0.3, "a detection continues a track when their boxes overlap this much", gt=0, le=1)
+    iou: float = key(0.3, "a detection continues a track when its box overlaps the track's predicted box this much", gt=0, le=1)
     min_hits: int = key(2, "detections before an event starts (one-frame flickers make none)", ge=1, le=100)
     max_missed_s: float = key(2.0, "unseen this long: the event ends", gt=0, le=600)
+    low_score: float | None = key(None, "detections from here up to detect.min_score only continue events; "
+                                  f"default: {DEFAULT_LOW_SCORE:g}, or detect.min_score when that is lower",
+                                  kind=float, ge=0, le=1, example=DEFAULT_LOW_SCORE)
+    stationary_after_s: float = key(10.0, "in place this long: the event is marked stationary", gt=0, le=86400)
+    stationary_max_missed_s: float = key(30.0, "a stationary object unseen this long: its event ends", gt=0, le=86400)
+    trajectory_interval_s: float = key(0.5, "an event's trajectory keeps at most one point per interval", gt=0, le=3600)
+
+    def check(self, t: Table) -> None:
+        if self.stationary_max_missed_s < self.max_missed_s:
+            raise t.error("stationary_max_missed_s",
+                          f"must be >= max_missed_s ({self.max_missed_s:g}), got {self.stationary_max_missed_s:g}")
+
+    def continue_score(self, min_score: float) -> float:
+        """The lowest score that may continue an event (an old config, without low_score, keeps loading
+        with a detect.min_score below the default)."""
+        return min(DEFAULT_LOW_SCORE, min_score) if self.low_score is None else self.low_score
 
 
 # -- [motion] ----------------------------------------------------------------------------------------

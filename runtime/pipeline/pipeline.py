@@ -18,7 +18,7 @@ import gc
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import psutil
@@ -36,9 +36,9 @@ from ..preprocess import Transform
 from ..sources import Frame, source_factory
 from ..sources.capture import Capture
 from ..sources.slot import LatestSlot
-from ..tracker import IoUTracker, Track, TrackUpdate
+from ..tracking import Track, Tracker, TrackerParams, TrackUpdate
 from . import snapshot
-from .filters import DetectionFilter
+from .filters import DetectionFilter, Zones
 from .gating import FrameGate
 from .loader import load_and_test
 from .stats import PipelineStats
@@ -65,12 +65,23 @@ class _Prepared:
 
 @dataclass
 class _Media:
-    """Per open event: the best frame not yet written as a snapshot, and when it was last written."""
+    """Per open event: the best frame not yet written as a snapshot, when it was last written,
+    whether its row has news (path, zones, stationary) to write, and the zones it entered."""
 
     best: Frame | None = None
     box: np.ndarray | None = None
     score: float = 0.0
     written: float = float("-inf")
+    dirty: bool = False
+    zones: list[str] = field(default_factory=list)  # entered, in order
+    inside: tuple[str, ...] = ()  # the zones it was in when last seen
+
+
+def tracker_params(config: Config) -> TrackerParams:
+    t = config.tracker
+    return TrackerParams(iou=t.iou, min_hits=t.min_hits, max_missed_s=t.max_missed_s, min_score=config.detect.min_score,
+                         low_score=config.low_score, stationary_after_s=t.stationary_after_s,
+                         stationary_max_missed_s=t.stationary_max_missed_s, trajectory_interval_s=t.trajectory_interval_s)
 
 
 class Pipeline:
@@ -84,9 +95,10 @@ class Pipeline:
         self._prepared: LatestSlot[_Prepared] = LatestSlot()
         self._buffers: tuple[Detector, list[np.ndarray]] | None = None  # two input tensors, used in turn
         self.stats = PipelineStats()
-        self.tracker = IoUTracker(config.tracker.iou, config.tracker.min_hits, config.tracker.max_missed_s)
+        self.tracker = Tracker(tracker_params(config))
         self.detector = detector
-        self.filter = DetectionFilter(config.detect, detector.labels)
+        self.filter = DetectionFilter(config.detect, detector.labels, config.low_score)
+        self.zones = Zones(config.detect)
         self.capture = self._make_capture(config.camera)
         self._beats = {"prepare": time.monotonic(), "inference": time.monotonic()}
         self.first_inference = threading.Event()
@@ -262,7 +274,9 @@ class Pipeline:
         self._last_frame = frame
         self.first_inference.set()
         h, w = frame.image.shape[:2]
-        self._dispatch(self.tracker.update(self.filter(det, w, h), frame.monotonic, frame.wall), frame)
+        updates = self.tracker.update(self.filter(det, w, h), frame.monotonic, frame.wall, (w, h))
+        self._dispatch(updates, frame)
+        self._note_sightings(frame, w, h)
 
     # -- what the pipeline reports ------------------------------------------------------------------
 
@@ -297,11 +311,24 @@ class Pipeline:
 
     # -- events ---------------------------------------------------------------------------------
 
-    def _event(self, t: Track, end: float | None) -> Event:
+    def _event(self, t: Track, media: _Media, end: float | None) -> Event:
         det = self.detector
         return Event(id=t.id, label=label_for(det.labels, t.class_id), class_id=t.class_id, score=t.best_score,
                      start=t.first_seen, end=end, box=tuple(float(v) for v in t.best_box),
-                     source=self.config.camera.label, model=f"{det.bundle.name}:{det.variant.name}")
+                     source=self.config.camera.label, model=f"{det.bundle.name}:{det.variant.name}",
+                     trajectory=t.trajectory.points(t.first_seen), zones=tuple(media.zones), stationary=t.stationary)
+
+    def _note_sightings(self, frame: Frame, w: int, h: int) -> None:
+        """The open events seen in this frame have news for their rows: a longer path, maybe a zone."""
+        for t in self.tracker.tracks:
+            if not t.started or t.last_seen_mono != frame.monotonic:
+                continue
+            media = self._media.setdefault(t.id, _Media())
+            media.dirty = True
+            if self.zones:
+                inside = tuple(self.zones.containing(t.box, w, h))
+                media.zones += [z for z in inside if z not in media.inside]
+                media.inside = inside
 
     def _write(self, t: Track, media: _Media, end: float | None) -> None:
         jpeg = None
@@ -313,8 +340,9 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - an event without a snapshot beats no event
                 self._failed(f"snapshot of event {t.id} failed: {one_line(exc)}")
             media.best = None  # written: let the frame go
-        self.events.upsert(self._event(t, end), jpeg)
+        self.events.upsert(self._event(t, media, end), jpeg)
         media.written = time.monotonic()
+        media.dirty = False
 
     def _dispatch(self, updates: list[TrackUpdate], frame: Frame | None) -> None:
         for u in updates:
@@ -323,21 +351,26 @@ class Pipeline:
             if frame is not None and (u.kind == "start" or t.improved):
                 media.best, media.box, media.score = frame, t.box, t.score
             if u.kind == "start":
+                if frame is not None and self.zones:
+                    h, w = frame.image.shape[:2]
+                    media.inside = tuple(self.zones.containing(t.box, w, h))
+                    media.zones = list(media.inside)
                 self._write(t, media, None)
             elif u.kind == "end":
                 self._write(t, media, t.last_seen)
                 del self._media[t.id]
-            # "update": written by _write_pending, at most every update_interval_s
+            else:  # written by _write_pending, at most every update_interval_s
+                media.dirty = True
 
     def _write_pending(self, now: float) -> None:
         interval = self.config.events.update_interval_s
         pending = []
         for t in self.tracker.tracks:
             media = self._media.get(t.id)
-            if media is not None and media.best is not None:
+            if media is not None and (media.best is not None or media.dirty):
                 if now - media.written >= interval:
                     self._write(t, media, None)
-                else:
+                elif media.best is not None:
                     pending.append((media.best.seq, t, media))
         pending.sort(key=lambda p: p[0])
         while len({seq for seq, _, _ in pending}) > MAX_HELD_FRAMES:
@@ -371,8 +404,9 @@ class Pipeline:
                 self._dispatch(self.tracker.close_all(), None)
             self.config = config
             self.detector = detector
-            self.filter = DetectionFilter(config.detect, detector.labels)
-            self.tracker.configure(config.tracker.iou, config.tracker.min_hits, config.tracker.max_missed_s)
+            self.filter = DetectionFilter(config.detect, detector.labels, config.low_score)
+            self.zones = Zones(config.detect)
+            self.tracker.configure(tracker_params(config))
             if self._pending_gate is not None:
                 self.gate = self._pending_gate  # the prepare thread takes it up at its next frame
             self._pending_config = self._pending_detector = self._pending_gate = None
@@ -398,7 +432,8 @@ class Pipeline:
         # rollout switched `current`, only a SIGHUP reload may bring the new bundle in.
         det = self.detector
         model = replace(self.config.model, path=det.options.model)
-        self._swap(det, load_and_test(model, variant=variant, threads=threads, frame=self.test_frame()))
+        self._swap(det, load_and_test(model, variant=variant, threads=threads, frame=self.test_frame(),
+                                      low_score=self.config.low_score))
 
     def set_threads(self, n: int) -> None:
         """Reload the current variant with `n` threads; tested before it replaces the old one."""

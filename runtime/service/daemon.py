@@ -92,7 +92,7 @@ class Daemon:
         self.config = self.load_config()  # a bad config at start is the caller's error (exit 2)
         load_motion_mask(self.config.motion, self.config.origin)  # and so is a bad motion mask
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        detector = load_and_test(self.config.model, variant=self._variant_for(self.config))  # so is a model that cannot serve
+        detector = load_and_test(self.config.model, variant=self._variant_for(self.config), low_score=self.config.low_score)  # so is a model that cannot serve
         ev = self.config.events
         try:
             self.events = EventLog(self.state_dir / state_paths.EVENTS_DB, self.state_dir / state_paths.SNAPSHOTS,
@@ -178,7 +178,8 @@ class Daemon:
         serving = self.pipeline.detector
         try:
             config = self.load_config()
-            detector = load_and_test(config.model, variant=self._variant_for(config), frame=self.pipeline.test_frame())
+            detector = load_and_test(config.model, variant=self._variant_for(config), frame=self.pipeline.test_frame(),
+                                     low_score=config.low_score)
             if not self.pipeline.reconfigure(config, detector, timeout=ADOPT_TIMEOUT_S):
                 raise TimeoutError(f"the new model was not in service within {ADOPT_TIMEOUT_S:g} s")
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running config and model
