@@ -3,7 +3,9 @@
 Init time, first invoke, invoke latency percentiles over N runs on real frames, preprocess and
 decode + NMS time per frame, peak RSS; `--cold` adds import-to-first-detection in a fresh process;
 `--variant all` measures every variant of a bundle in the same run, so their ratios are fair on a
-shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py).
+shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py),
+`--motion` what motion gating saves (runtime/bench/motion.py), `--regions` whether crops around
+motion find more small people (runtime/bench/regions.py), `--tracking` the tracker (runtime/bench/tracking/).
 """
 
 from __future__ import annotations
@@ -35,8 +37,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cold", action="store_true", help="also measure import-to-first-detection in a fresh process")
     p.add_argument("--json", action="store_true", help="one JSON object per measurement")
     p.add_argument("--pipeline", action="store_true", help="benchmark the daemon's pipeline instead: vs raw invoke and a naive loop, frame age, RSS growth")
-    p.add_argument("--frames", type=number(integer=True, ge=1, le=10_000_000), default=None, help="--pipeline: frames for the long RSS run")
-    p.add_argument("--seconds", type=number(gt=0, le=86_400), default=None, help="--pipeline: seconds per phase")
+    p.add_argument("--motion", action="store_true",
+                   help="benchmark motion gating instead: empty/busy/empty footage from the input video, the pipeline with gating off and on")
+    p.add_argument("--regions", action="store_true",
+                   help="measure crops around motion instead: recall of small (distant) people, whole frame vs regions; "
+                        "with --motion: run the gated pipeline with regions on")
+    p.add_argument("--annotate", metavar="OUT", help="--motion: also write the light-step clip with motion boxes drawn (an AVI)")
+    p.add_argument("--tracking", action="store_true",
+                   help="benchmark the tracker instead: TUD-Stadtmitte ground truth, events on real footage, cost; "
+                        "beside ByteTrack and norfair when installed")
+    p.add_argument("--seeds", type=number(integer=True, ge=1, le=1000), default=5,
+                   help="--tracking: simulated detector seeds on the ground truth (default 5)")
+    p.add_argument("--trackers", default="edgewatch,bytetrack,norfair",
+                   help="--tracking: which trackers (default: edgewatch,bytetrack,norfair; peers run when installed)")
+    p.add_argument("--frames", type=number(integer=True, ge=1, le=10_000_000), default=None,
+                   help="--pipeline: frames for the long RSS run; --regions, --tracking: frames of the video")
+    p.add_argument("--seconds", type=number(gt=0, le=86_400), default=None,
+                   help="--pipeline: seconds per phase; --motion: seconds of each empty part (default 60)")
     p.add_argument("--soak", metavar="DURATION", help="the daemon's RSS over DURATION (30m, 1h) at full speed: growth per hour")
     p.add_argument("--plot", metavar="PNG", help="--soak: draw the RSS curve (needs matplotlib)")
 
@@ -194,6 +211,20 @@ def run(args: argparse.Namespace) -> int:
         from ..bench.soak import run_soak
 
         return run_soak(args)
+    if args.tracking:
+        from ..bench.tracking import run_tracking_bench
+
+        return run_tracking_bench(args)
+    if args.motion:
+        from ..bench.motion import run_motion_bench
+
+        return run_motion_bench(args)
+    if args.regions:
+        from ..bench.regions import run_regions_bench
+
+        return run_regions_bench(args)
+    if args.annotate:
+        raise CommandError("--annotate: goes with --motion")
     model = args.model or _default_model()
     threads = args.threads or sorted({1, default_threads()})
     source = Path(args.input) if args.input else DEFAULT_INPUT

@@ -13,7 +13,8 @@ from . import snapshots
 from .model import Event
 from .database import EventLogError
 
-_COLUMNS = 'id, label, class_id, score, start, "end", box, snapshot, source, model, updated, last_seen, recovered'
+_COLUMNS = ('id, label, class_id, score, start, "end", box, snapshot, source, model, updated, last_seen, recovered, '
+            'trajectory, zones, stationary')
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +48,12 @@ class Row:
 
 
 def _row(db_dir: Path, values: tuple) -> Row:
-    event_id, label, class_id, score, start, end, box, snapshot, source, model, updated, last_seen, recovered = values
+    (event_id, label, class_id, score, start, end, box, snapshot, source, model, updated, last_seen, recovered,
+     trajectory, zones, stationary) = values
     path = snapshots.resolve(db_dir, snapshot) if snapshot is not None else None
     event = Event(event_id, label, class_id, score, start, end, tuple(json.loads(box)), path, source, model,
-                  last_seen, bool(recovered))
+                  last_seen, bool(recovered), tuple(tuple(p) for p in json.loads(trajectory)), tuple(json.loads(zones)),
+                  bool(stationary))
     return Row(event, updated)
 
 

@@ -29,8 +29,10 @@ from .model import Event, Retention, SystemEvent
 _log = logging.getLogger(__name__)
 
 UPSERT_SQL = """
-INSERT INTO events (id, label, class_id, score, start, "end", box, snapshot, snapshot_bytes, source, model, updated, rev, last_seen)
-VALUES (:id, :label, :class_id, :score, :start, :end, :box, :snapshot, :snapshot_bytes, :source, :model, :updated, :rev, :last_seen)
+INSERT INTO events (id, label, class_id, score, start, "end", box, snapshot, snapshot_bytes, source, model, updated, rev, last_seen,
+                    trajectory, zones, stationary)
+VALUES (:id, :label, :class_id, :score, :start, :end, :box, :snapshot, :snapshot_bytes, :source, :model, :updated, :rev, :last_seen,
+        :trajectory, :zones, :stationary)
 ON CONFLICT(id) DO UPDATE SET
     label = excluded.label,
     class_id = excluded.class_id,
@@ -44,6 +46,9 @@ ON CONFLICT(id) DO UPDATE SET
     model = excluded.model,
     updated = excluded.updated,
     rev = excluded.rev,
+    trajectory = excluded.trajectory,
+    zones = excluded.zones,
+    stationary = MAX(stationary, excluded.stationary),
     last_seen = MAX(COALESCE(last_seen, excluded.last_seen), COALESCE(excluded.last_seen, last_seen))
 """
 # An event a crash (a kill, an OOM kill, a power cut) left open ends when it was last seen.
@@ -412,7 +417,7 @@ class EventLog:
         self._journal_open[event.id] = None
         if len(self._journal_open) > _JOURNAL_OPEN_MAX:
             self._journal_open.popitem(last=False)
-        journal.emit(self._journal, {"state": "start", **event.to_dict()})
+        journal.emit(self._journal, {"state": "start", **event.to_dict(trajectory=False)})
 
     def _journal_ends(self, ended: list[Event], committed: bool) -> None:
         """A line when an event ends: as stored (best score, first start) once committed, else as given."""
@@ -425,7 +430,7 @@ class EventLog:
                 pass  # committed all the same: the line goes out as given
         for event in ended:
             self._journal_open.pop(event.id, None)
-            journal.emit(self._journal, {"state": "end", **event.to_dict()})
+            journal.emit(self._journal, {"state": "end", **event.to_dict(trajectory=False)})
 
     def _close_left_open(self) -> None:
         """Close the events a cut-short run left open (at their last sight, flagged), once; retried
@@ -515,6 +520,9 @@ def row_values(event: Event, db_dir: Path, snapshot_bytes: int, now: float, rev:
         "updated": now,
         "rev": rev,
         "last_seen": None if event.last_seen is None else float(event.last_seen),
+        "trajectory": json.dumps([list(p) for p in event.trajectory], separators=(",", ":")),
+        "zones": json.dumps(list(event.zones)),
+        "stationary": int(bool(event.stationary)),
     }
 
 
