@@ -7,6 +7,8 @@ a typo must never silently become a default on a board nobody is watching.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +81,18 @@ class EventsConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"  # loopback only, unless the config names another address (and a token)
+    port: int = 8090  # 0: any free port (status.json says which)
+    token: str | None = field(default=None, repr=False)  # required off loopback; then on every request
+    max_viewers: int = 5  # live viewers at once
+    live_fps: float = 5.0  # live view frames a second, at most
+    live_width: int = 640  # live view width in pixels, at most
+    timeout_s: float = 10.0  # a request's head must arrive, and each write complete, within this
+
+
+@dataclass(frozen=True)
 class Config:
     source_file: Path | None  # None: the embedded default
     camera: CameraConfig
@@ -87,6 +101,7 @@ class Config:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     budget: Any = None  # runtime.monitor.budgets.parse_budgets(...) when [budget] is present
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def describe(self) -> str:
@@ -206,6 +221,37 @@ def _events(t: Table) -> EventsConfig:
     return cfg
 
 
+TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,256}")
+LOOPBACK_NAMES = ("localhost",)
+
+
+def _web(t: Table) -> WebConfig:
+    host = t.str("host", "127.0.0.1")
+    loopback = host in LOOPBACK_NAMES
+    if not loopback:
+        try:
+            loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+        except ValueError:
+            raise t.error("host", f"must be an IP address (127.0.0.1, ::1, 0.0.0.0, a board's own address) or localhost, got {host!r}") from None
+    token = t.str("token", None)
+    if token is not None and not TOKEN.fullmatch(token):
+        raise t.error("token", "must be 16 to 256 characters of A-Z a-z 0-9 . _ ~ - (e.g. from: openssl rand -hex 16)")
+    if not loopback and token is None:
+        raise t.error("token", f"is required when host is not loopback ({host!r}): the page shows the camera")
+    cfg = WebConfig(
+        enabled=t.bool("enabled", True),
+        host=host,
+        port=t.number("port", 8090, integer=True, ge=0, le=65535),
+        token=token,
+        max_viewers=t.number("max_viewers", 5, integer=True, ge=1, le=50),
+        live_fps=t.number("live_fps", 5.0, gt=0, le=30),
+        live_width=t.number("live_width", 640, integer=True, ge=160, le=3840),
+        timeout_s=t.number("timeout_s", 10.0, gt=0, le=300),
+    )
+    t.done()
+    return cfg
+
+
 def parse(data: dict, where: str, base: Path) -> Config:
     top = Table(data, where)
     camera = _camera(top.table("camera", {}), base)
@@ -213,13 +259,14 @@ def parse(data: dict, where: str, base: Path) -> Config:
     detect = _detect(top.table("detect", {}))
     tracker = _tracker(top.table("tracker", {}))
     events = _events(top.table("events", {}))
+    web = _web(top.table("web", {}))
     budget = None
     if top.has("budget"):
         from .monitor.budgets import parse_budgets
 
         budget = parse_budgets(top.table("budget"))
     top.done()
-    return Config(Path(where) if where != EMBEDDED else None, camera, model, detect, tracker, events, budget)
+    return Config(Path(where) if where != EMBEDDED else None, camera, model, detect, tracker, events, budget, web)
 
 
 def embedded_default() -> Config:

@@ -21,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as-fast-as-possible", action="store_true",
                    help="video files: do not pace playback at the file's frame rate")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop cleanly after this many seconds")
+    p.add_argument("--web-port", type=int, metavar="PORT", help="override web.port (0: any free port; `edgewatch status` says which)")
 
 
 def _overrides(args: argparse.Namespace):
@@ -37,7 +38,8 @@ def _overrides(args: argparse.Namespace):
             camera = dataclasses.replace(camera, as_fast_as_possible=True)
         if args.model is not None:
             model = dataclasses.replace(model, path=Path(args.model).resolve())
-        return dataclasses.replace(config, camera=camera, model=model)
+        web = config.web if args.web_port is None else dataclasses.replace(config.web, port=args.web_port)
+        return dataclasses.replace(config, camera=camera, model=model, web=web)
 
     return apply
 
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.duration is not None and args.duration <= 0:
         raise CommandError(f"--duration: must be > 0, got {args.duration:g}")
+    if args.web_port is not None and not 0 <= args.web_port <= 65535:
+        raise CommandError(f"--web-port: must be 0..65535, got {args.web_port}")
     if args.verbose == 0:
         # The daemon's own lifecycle (start, losses, recoveries, reloads) belongs in the journal.
         logging.getLogger("edgewatch").setLevel(logging.INFO)

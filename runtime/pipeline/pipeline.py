@@ -34,6 +34,7 @@ from ..sources.slot import LatestSlot
 from ..tracker import IoUTracker, Track, TrackUpdate
 from . import snapshot
 from .filters import DetectionFilter
+from .live import LiveFeed
 from .loader import load_and_test
 from .stats import PipelineStats
 
@@ -75,6 +76,7 @@ class Pipeline:
         self._prepared: LatestSlot[_Prepared] = LatestSlot()
         self._buffers: tuple[Detector, list[np.ndarray]] | None = None  # two input tensors, used in turn
         self.stats = PipelineStats()
+        self.live = LiveFeed()  # filled only while someone watches (the web page's live view)
         self.tracker = IoUTracker(config.tracker.iou, config.tracker.min_hits, config.tracker.max_missed_s)
         self.detector = detector
         self.filter = DetectionFilter(config.detect, detector.labels)
@@ -212,7 +214,9 @@ class Pipeline:
         self._last_frame = frame
         self.first_inference.set()
         h, w = frame.image.shape[:2]
-        self._dispatch(self.tracker.update(self.filter(det, w, h), frame.monotonic, frame.wall), frame)
+        kept = self.filter(det, w, h)
+        self._dispatch(self.tracker.update(kept, frame.monotonic, frame.wall), frame)
+        self.live.publish(frame, kept, self.tracker.tracks, detector.labels)
 
     # -- events ---------------------------------------------------------------------------------
 

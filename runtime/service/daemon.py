@@ -30,6 +30,8 @@ from ..pipeline.loader import describe, load_and_test
 from .. import config as config_mod
 from .. import heap
 from .. import status_file
+from ..web.routes import DaemonView
+from ..web.server import WebServer
 from .notify import Notifier, WatchdogFeeder
 
 log = logging.getLogger("edgewatch.daemon")
@@ -58,6 +60,8 @@ class Daemon:
         self._status_failing = False
         self.monitor = None
         self._monitor_thread: threading.Thread | None = None
+        self.web: WebServer | None = None
+        self._last_status: dict | None = None  # what status.json holds: the page reads it too
 
     def load_config(self) -> config_mod.Config:
         return self.overrides(config_mod.load(self.config_path))
@@ -95,6 +99,7 @@ class Daemon:
         self.pipeline = Pipeline(self.config, detector, self.events)
         self._set_budgets(self.config.budget)
         self.pipeline.start()
+        self._start_web(self.config.web)
         log.info("running %s (%s) on %s; state in %s", detector.bundle.name, detector.variant.name,
                  self.pipeline.capture.describe or self.config.camera.source, self.state_dir)
         self.events.record_system("started", f"edgewatch started ({self.config.describe})",
@@ -148,6 +153,7 @@ class Daemon:
         self.notifier.stopping()
         self._publish("stopping")
         self._stop.set()
+        self._stop_web()
         if self._monitor_thread is not None:
             self._monitor_thread.join(1.0)
         try:
@@ -187,6 +193,9 @@ class Daemon:
             self.last_error = f"resource monitor: {one_line(exc)}"
         if not self.last_error or not self.last_error.startswith("resource monitor"):
             self.last_error = None
+        if config.web != old.web:
+            self._stop_web()
+            self._start_web(config.web)
         message = f"reloaded: {detector.bundle.name} ({detector.variant.name}) from {config.describe}"
         log.info("%s", message)
         self.events.record_system("reload", message, {"model": describe(detector), "config": config.describe})
@@ -252,6 +261,31 @@ class Daemon:
                     log.exception("resource monitor tick failed")
             self._stop.wait(1.0)
 
+    # -- the local page --------------------------------------------------------------------------------
+
+    def _start_web(self, web) -> None:
+        """Serve the page; a port that cannot be had is logged, never a reason to stop detecting."""
+        if not web.enabled:
+            return
+        view = DaemonView(status=lambda: self._last_status, feed=self.pipeline.live,
+                          events_db=self.state_dir / state_paths.EVENTS_DB,
+                          snapshots_dir=self.state_dir / state_paths.SNAPSHOTS, histograms=self.pipeline.stats.histograms)
+        server = WebServer(view, host=web.host, port=web.port, token=web.token, max_viewers=web.max_viewers,
+                           live_fps=web.live_fps, live_width=web.live_width, timeout_s=web.timeout_s)
+        try:
+            server.start()
+        except OSError as exc:
+            message = f"web page not started: cannot listen on {web.host}:{web.port} ({exc.strerror or exc})"
+            log.error("%s", message)
+            self.last_error = message
+            return
+        self.web = server
+
+    def _stop_web(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
+
     # -- status -----------------------------------------------------------------------------------------
 
     def _state(self) -> str:
@@ -292,6 +326,7 @@ class Daemon:
             "invoke_ms": round(p.stats.invoke_ms, 2),
             "rate_limit_fps": p.rate_limit,
             "config": self.config.describe,
+            "web": self.web.info() if self.web is not None else None,
         }
 
     def _status_line(self, status: dict | None = None) -> str:
@@ -306,6 +341,7 @@ class Daemon:
         except Exception:  # noqa: BLE001
             log.exception("building the status failed")
             return
+        self._last_status = status
         self.notifier.status(self._status_line(status))
         try:
             status_file.write(self.status_path, status)

@@ -41,6 +41,9 @@ COMMON_HEADERS = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DE
 BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
         b"Connection: close\r\nContent-Length: 33\r\n\r\n{\"error\": \"too many connections\"}")
 POLL_S = 0.25  # how soon stop() is noticed by the accepting loop
+# Per connection, fixed (no autotuning to megabytes): what a client that stops reading can make the
+# kernel hold for it, and still a second of the live view over a slow tunnel.
+SEND_BUFFER = 256 * 1024
 
 
 class _HeadReader(io.RawIOBase):
@@ -71,6 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.io_timeout
         super().setup()
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self.rfile = io.BufferedReader(_HeadReader(self.connection, time.monotonic() + self.timeout))
 
     def do_GET(self) -> None:  # noqa: N802 - the standard library's name
