@@ -3,7 +3,8 @@
 Init time, first invoke, invoke latency percentiles over N runs on real frames, preprocess and
 decode + NMS time per frame, peak RSS; `--cold` adds import-to-first-detection in a fresh process;
 `--variant all` measures every variant of a bundle in the same run, so their ratios are fair on a
-shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py).
+shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py),
+`--web` what the local page costs it (runtime/bench/web.py).
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cold", action="store_true", help="also measure import-to-first-detection in a fresh process")
     p.add_argument("--json", action="store_true", help="one JSON object per measurement")
     p.add_argument("--pipeline", action="store_true", help="benchmark the daemon's pipeline instead: vs raw invoke and a naive loop, frame age, RSS growth")
+    p.add_argument("--web", action="store_true", help="benchmark the local page's cost instead: pipeline fps with live viewers and /metrics scrapes vs none")
+    p.add_argument("--viewers", type=int, default=5, help="--web: live viewers in the loaded phases (default 5)")
     p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run")
-    p.add_argument("--seconds", type=float, default=None, help="--pipeline: seconds per phase")
+    p.add_argument("--seconds", type=float, default=None, help="--pipeline, --web: seconds per phase")
 
 
 def _default_model() -> str:
@@ -186,6 +189,10 @@ def run(args: argparse.Namespace) -> int:
         from ..bench.pipeline import run_pipeline_bench
 
         return run_pipeline_bench(args)
+    if args.web:
+        from ..bench.web import run_web_bench
+
+        return run_web_bench(args)
     model = args.model or _default_model()
     if args.runs < 1:
         raise CommandError(f"--runs: must be >= 1, got {args.runs}")

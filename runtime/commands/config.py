@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"{cfg.describe}: detect.labels: {', '.join(map(repr, unknown))} not among the model's labels")
     else:
         model = str(cfg.model.path)
-    print(f"ok: {cfg.describe}: camera {cfg.camera.source}, model {model}"
+    web = cfg.web
+    page = f"page on {web.host}:{web.port}" + (" (token required)" if web.token else "") if web.enabled else "page off"
+    print(f"ok: {cfg.describe}: camera {cfg.camera.source}, model {model}, {page}"
           + (", budgets set" if cfg.budget is not None else ""))
     return exitcodes.OK
