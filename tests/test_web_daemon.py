@@ -186,6 +186,8 @@ def browser():
         from selenium import webdriver
         from selenium.common.exceptions import SessionNotCreatedException
         from selenium.webdriver.chrome.service import Service
+        from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
+        from selenium.webdriver.remote.client_config import ClientConfig
     except ImportError:
         missing.append("selenium")
     if missing:
@@ -197,22 +199,27 @@ def browser():
         options.add_argument(flag)
     options.page_load_strategy = "eager"  # the live view's stream never "finishes loading"
     options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
-    for attempt in range(3):
-        try:
-            driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-            break
-        except SessionNotCreatedException:  # chromedriver gives Chromium 60 s to start: a loaded machine may need more
-            if attempt == 2:
-                raise
-    # Generous: a machine shared with other work can make Chromium very slow (never so in CI).
-    driver.set_page_load_timeout(280)
-    config = getattr(driver.command_executor, "client_config", None)
-    if config is not None:
-        config.timeout = 300
+    service = Service(shutil.which("chromedriver"))
+    service.start()
+    # Our own connection for its timeout: a machine shared with other work can make Chromium
+    # take minutes to start (never so in CI); selenium's own gives up after 120 s.
+    executor = ChromiumRemoteConnection(service.service_url, "goog", "chrome",
+                                        client_config=ClientConfig(service.service_url, timeout=400))
+    driver = None
     try:
+        for attempt in range(3):
+            try:
+                driver = webdriver.Remote(command_executor=executor, options=options)
+                break
+            except SessionNotCreatedException:  # chromedriver gives Chromium 60 s to start
+                if attempt == 2:
+                    raise
+        driver.set_page_load_timeout(380)
         yield driver
     finally:
-        driver.quit()
+        if driver is not None:
+            driver.quit()
+        service.stop()
         shutil.rmtree(profile, ignore_errors=True)
 
 
