@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from runtime import exitcodes
-from runtime.cli import CommandError
+from runtime.errors import CommandError
 from runtime.preprocess import COLORS, INTERPOLATIONS, RESIZES, InputSpec
 
 

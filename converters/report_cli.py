@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from runtime import exitcodes
-from runtime.cli import CommandError
+from runtime.errors import CommandError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

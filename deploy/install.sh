@@ -12,7 +12,9 @@
 # What it does: apt packages (python3-venv, python3-pip; python3-picamera2 where the archive has
 # it), a venv in /opt/edgewatch/venv with --system-site-packages (apt's picamera2 and pip seen), the
 # runtime alone (no TensorFlow), a system user, /var/lib/edgewatch (models/current -> the bundled
-# person model), /etc/edgewatch/config.toml (never overwritten), the units, the service enabled.
+# person model; readable by group edgewatch, to which the installing sudo user is added, so that
+# `edgewatch events/status/monitor` over ssh read what the service writes),
+# /etc/edgewatch/config.toml (never overwritten), the units, the service enabled.
 set -euo pipefail
 
 usage() {
@@ -30,6 +32,8 @@ options:
                    and edgewatch-convert@.service for conversions started over ssh
   --no-apt         skip apt-get
   --no-start       enable the service but do not (re)start it
+  --operator NAME  the user added to group edgewatch, who may read the event log and status
+                   (default: the user who ran sudo, $SUDO_USER)
 EOF
 }
 
@@ -54,6 +58,7 @@ SVC_USER=edgewatch
 UNITS=(edgewatch.service)
 ALL_UNITS=(edgewatch.service "edgewatch-convert@.service")
 CONVERTER=0
+OPERATOR=${SUDO_USER:-}
 
 die() { echo "install.sh: error: $*" >&2; exit 2; }
 note() { echo "install.sh: $*" >&2; }
@@ -70,6 +75,7 @@ while [[ $# -gt 0 ]]; do
         --converter) CONVERTER=1; UNITS+=("edgewatch-convert@.service") ;;
         --no-apt) APT=0 ;;
         --no-start) START=0 ;;
+        --operator) [[ $# -ge 2 ]] || die "--operator needs a user name"; OPERATOR=$2; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
@@ -155,6 +161,28 @@ make_user() {
         --shell /usr/sbin/nologin --comment "edgewatch daemon" "$SVC_USER"
 }
 
+group_members() {  # group_members GROUP: its listed members in the target, comma-separated
+    awk -F: -v g="$1" '$1 == g { print $4 }' "$ROOT/etc/group" 2>/dev/null || true
+}
+
+add_operator() {
+    # The service's state is 0750/0640 (StateDirectoryMode=, UMask=), group edgewatch: the board's
+    # own user reads the event log and status through that group, never as root.
+    if [[ -z $OPERATOR || $OPERATOR == root ]]; then
+        note "group: nobody added to $SVC_USER (not run through sudo): sudo usermod -aG $SVC_USER NAME lets NAME read $STATE"
+        return
+    fi
+    [[ -n $(user_field "$OPERATOR" 1) ]] || die "--operator $OPERATOR: no such user"
+    if [[ ,$(group_members "$SVC_USER"), == *,"$OPERATOR",* ]]; then
+        note "group: $OPERATOR is in group $SVC_USER (may read $STATE)"
+        return
+    fi
+    local prefix=()
+    [[ -n $ROOT ]] && prefix=(--prefix "$ROOT")
+    run usermod "${prefix[@]}" --append --groups "$SVC_USER" "$OPERATOR"
+    note "group: $OPERATOR added to group $SVC_USER, which may read $STATE (events, status); it applies at $OPERATOR's next login"
+}
+
 owner() {  # numeric uid:gid in the target (chown must not resolve names through the host's passwd)
     local uid gid
     uid=$(user_field "$SVC_USER" 3); gid=$(user_field "$SVC_USER" 4)
@@ -191,6 +219,16 @@ make_venv() {
         pip+=(--upgrade)
     fi
     run "${pip[@]}" "$what"
+    if [[ -n $ROOT ]]; then
+        # pip wrote the scripts' #! lines and the activate scripts with the folder it installed
+        # into; on the board the venv is at $VENV.
+        local f
+        for f in "$ROOT$VENV"/bin/*; do
+            if [[ -f $f && ! -L $f ]] && grep -qF "$ROOT$VENV" "$f"; then
+                run sed -i "s|$ROOT$VENV|$VENV|g" "$f"
+            fi
+        done
+    fi
     run ln -sfn "$VENV/bin/edgewatch" "$ROOT$LINK"
 }
 
@@ -227,12 +265,12 @@ first_model() {
     fi
     [[ -d $bundle ]] || { note "model: no bundled model at $bundle; deploy one with edgewatch deploy"; return; }
     if [[ $DRY == 1 ]]; then
-        run "$ROOT$VENV/bin/edgewatch" activate --stage-only --state-dir "$ROOT$STATE" "$bundle"
+        run "$ROOT$VENV/bin/python" -m runtime.cli activate --stage-only --state-dir "$ROOT$STATE" "$bundle"
         run ln -sfn DIGEST "$ROOT$STATE/models/current"
         return
     fi
     local digest
-    digest=$("$ROOT$VENV/bin/edgewatch" activate --stage-only --state-dir "$ROOT$STATE" "$bundle" \
+    digest=$("$ROOT$VENV/bin/python" -m runtime.cli activate --stage-only --state-dir "$ROOT$STATE" "$bundle" \
         | "$ROOT$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["bundle"])')
     run ln -sfn "$digest" "$ROOT$STATE/models/current"
     run chown -R "$(owner)" "$ROOT$STATE/models"
@@ -302,6 +340,7 @@ os_release
 apt_packages
 check_python
 make_user
+add_operator
 make_folders
 make_venv
 default_config

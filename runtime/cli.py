@@ -12,7 +12,7 @@ import logging
 import sys
 
 from . import __version__, exitcodes
-from .errors import CommandError  # noqa: F401 - commands import it from here
+from .errors import CommandError
 
 # name -> (module, one-line help). `convert` lives in the workstation package and needs TensorFlow.
 COMMANDS: dict[str, tuple[str, str]] = {

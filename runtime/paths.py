@@ -74,13 +74,23 @@ def config_path(explicit: str | Path | None = None, environ: Mapping[str, str] |
     return None
 
 
-def is_service_dir(folder: Path) -> bool:
-    return Path(folder) == SERVICE_STATE_DIR
-
-
 def permission_hint(path: Path) -> str:
     """What to do when `path` in the state folder cannot be read: the one-line fix."""
     if Path(path).is_relative_to(SERVICE_STATE_DIR):
         return (f"the service's state is readable by group {SERVICE_GROUP}: "
-                f"sudo usermod -aG {SERVICE_GROUP} $USER, then log in again (or run with sudo)")
+                f"sudo usermod -aG {SERVICE_GROUP} $USER, then log in again (or use sudo)")
     return "check the folder's owner and mode, or give another --state-dir"
+
+
+def require_readable(path: Path) -> None:
+    """Raise PermissionError, one line naming `path` and the fix, when it exists but this user may
+    not read it (a missing file is for the caller to report, in its own words)."""
+    path = Path(path)
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        raise PermissionError(f"{path}: permission denied; {permission_hint(path)}") from None
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"{path}: permission denied; {permission_hint(path)}")

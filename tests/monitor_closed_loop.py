@@ -153,7 +153,7 @@ def memory_loop(bundle: Path, work: Path, seconds: float, measure_s: float = 15.
     """A memory budget between the int8 and float32 footprints: the variant chosen at load, and the
     daemon's RSS under the budget for `seconds`."""
     from runtime.bundle import load_manifest
-    from runtime.monitor.budgets import Budgets
+    from runtime.config import Budgets
     from runtime.monitor.monitor import choose_variant
 
     copy, peaks = footprint_bundle(bundle, work, measure_s)

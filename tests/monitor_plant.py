@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from runtime.bundle import Variant
+from runtime.health import ModelHealth, PipelineHealth, SourceHealth
 from runtime.monitor.sensors.power import PowerReading
 
 
@@ -79,10 +80,12 @@ class Plant:
     def rss(self) -> float:
         return self.variants[self.variant].peak_rss_mb + self.extra_rss_mb
 
-    def figures(self) -> dict:
+    def health(self) -> PipelineHealth:
         # Like the pipeline: the rate over the last 5 s, so it lags a change.
         fps = sum(self.reported_fps) / len(self.reported_fps) if self.reported_fps else self.fps()
-        return {"fps": fps, "invoke_ms": None, "cpu_percent": None, "rss_mb": self.rss(), "variant": self.variant, "threads": self.threads}
+        return PipelineHealth(model=ModelHealth("plant", "plant", self.variant, "", self.threads),
+                              source=SourceHealth("plant", "streaming", "simulated", 0),
+                              fps=fps, rss_mb=self.rss(), rate_limit=self.rate_limit, paused=self.paused)
 
     # The power source interface
     source = "sensor:plant"

@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CHECK = REPO / "deploy" / "arm64" / "check.py"
 QEMU_BINFMT = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
-FOOTPRINT_MB = 250  # the runtime's venv on the board, without picamera2 (issue 7)
+FOOTPRINT_MB = 250  # the runtime's venv on the board, without picamera2
 
 pytestmark = [pytest.mark.arm64, pytest.mark.slow]
 

@@ -2,7 +2,7 @@
 with the field's path; `edgewatch config check`."""
 
 import dataclasses
-import tomllib
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from runtime.cli import main
 from runtime.table import SchemaError
 from runtime import config
+from runtime.config.keys import keys
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "deploy" / "config.example.toml"
@@ -21,18 +22,30 @@ def load_text(tmp_path, text):
     return config.load(path)
 
 
-def test_example_documents_the_real_defaults():
-    """Every key the example sets is its default: the example config IS the documentation."""
+def test_the_example_file_is_generated_from_the_declarations(capsys):
+    """deploy/config.example.toml IS the documentation: every key, its default, bound and doc, as
+    declared once in runtime/config/sections.py (`edgewatch config example > deploy/config.example.toml`)."""
+    assert EXAMPLE.read_text() == config.example_text()
+    assert main(["config", "example"]) == 0
+    assert capsys.readouterr().out == config.example_text()
+
+
+def test_the_example_sets_every_key_to_its_default_and_documents_the_unset_ones():
     documented = config.load(EXAMPLE)
     defaults = config.parse({}, str(EXAMPLE), EXAMPLE.parent)
-    for section in ("camera", "model", "detect", "tracker", "events", "web"):
-        assert getattr(documented, section) == getattr(defaults, section), section
-    # ...and it sets every key of every section but those whose default is "unset".
-    data = tomllib.loads(EXAMPLE.read_text())
-    for section in ("camera", "detect", "tracker", "events", "web"):
-        fields = {f.name for f in dataclasses.fields(getattr(defaults, section))}
-        unset = {f for f in fields if getattr(getattr(defaults, section), f) is None}
-        assert fields - unset - set(data[section]) == set(), section
+    assert documented == dataclasses.replace(defaults, source_file=EXAMPLE)
+    text = EXAMPLE.read_text()
+    for name, section, _, _ in config.SECTIONS:
+        for key_name, default, spec in keys(section):
+            # set, or shown commented out with an example value; each with its line of documentation
+            assert re.search(rf"^#? ?{key_name} =.*# {re.escape(spec.doc)}", text, re.M), f"{name}.{key_name}"
+
+
+def test_every_number_is_bounded_on_both_sides():
+    for name, section, _, _ in config.SECTIONS:
+        for key_name, default, spec in keys(section):
+            if spec.kind in (int, float) and spec.parse is None:
+                assert (spec.gt, spec.ge) != (None, None) and (spec.lt, spec.le) != (None, None), f"{name}.{key_name}"
 
 
 def test_embedded_default_is_the_bundled_model_on_the_bundled_video():

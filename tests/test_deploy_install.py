@@ -51,15 +51,15 @@ def new_root(folder: Path) -> Path:
     return folder
 
 
-def install(root: Path, source: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+def install(root: Path, source: Path, *args: str, python: str = sys.executable, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {})}
     if sys.prefix != sys.base_prefix:
         # Run from a venv (CI), the installed venv is based on the base interpreter and would not see
         # numpy/LiteRT/OpenCV that a board gets from pip: lend it this environment's, offline.
         import site
 
         env["PYTHONPATH"] = os.pathsep.join(site.getsitepackages())
-    return subprocess.run(["bash", str(INSTALL), "--root", str(root), "--source", str(source), "--python", sys.executable,
+    return subprocess.run(["bash", str(INSTALL), "--root", str(root), "--source", str(source), "--python", python,
                            "--offline", *args], capture_output=True, text=True, timeout=600, env=env)
 
 
@@ -134,7 +134,7 @@ def test_install_reinstall_uninstall_purge(tmp_path, source):
     # the venv: sees the system's packages, holds the runtime alone, and runs
     venv = root / "opt/edgewatch/venv"
     assert "include-system-site-packages = true" in (venv / "pyvenv.cfg").read_text()
-    run = subprocess.run([str(venv / "bin/edgewatch"), "--version"], capture_output=True, text=True, cwd=tmp_path)
+    run = subprocess.run([str(venv / "bin/python"), "-m", "runtime.cli", "--version"], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0 and run.stdout.startswith("edgewatch "), run.stderr
     code = "import importlib.metadata as m; print('\\n'.join(r for r in m.requires('edgewatch') if 'extra ==' not in r))"
     requires = subprocess.run([str(venv / "bin/python"), "-c", code], capture_output=True, text=True, cwd=tmp_path).stdout
@@ -144,6 +144,9 @@ def test_install_reinstall_uninstall_purge(tmp_path, source):
     assert not list((venv / "lib").glob("python3*/site-packages/pip")) and not (venv / "bin/pip").exists()
     assert list((venv / "lib").glob("python3*/site-packages/edgewatch-*.dist-info"))
     assert os.readlink(root / "usr/local/bin/edgewatch") == "/opt/edgewatch/venv/bin/edgewatch"
+    # scripts name the venv where the board has it, not the folder it was installed into
+    assert (venv / "bin/edgewatch").read_text().startswith("#!/opt/edgewatch/venv/bin/python")
+    assert not [p for p in (venv / "bin").iterdir() if p.is_file() and not p.is_symlink() and str(root) in p.read_text()]
 
     # the units: installed and enabled offline
     units = root / "etc/systemd/system"

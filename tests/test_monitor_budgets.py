@@ -6,12 +6,15 @@ import tomllib
 
 import pytest
 
-from runtime.monitor.budgets import Budgets, parse_budgets
-from runtime.table import SchemaError, Table
+from pathlib import Path
+
+from runtime import config
+from runtime.config import Budgets
+from runtime.table import SchemaError
 
 
 def parse(text: str) -> Budgets:
-    return parse_budgets(Table(tomllib.loads(text).get("budget", {}), "config.toml", "budget"))
+    return config.parse(tomllib.loads(text), "config.toml", Path(".")).budget
 
 
 def test_defaults():

@@ -12,7 +12,7 @@ import pytest
 
 from monitor_plant import Plant, PlantVariant, person_plant
 from runtime import exitcodes
-from runtime.monitor.budgets import Budgets
+from runtime.config import Budgets
 from runtime.monitor.monitor import MemoryHardLimit, ResourceMonitor
 from runtime.monitor.variants import VariantInfo, pick_variant, step_down_order
 

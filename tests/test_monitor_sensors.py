@@ -327,6 +327,12 @@ def test_profiles_carry_the_public_figures():
     assert (PROFILES["pi-5"].idle_w, PROFILES["pi-5"].full_w) == (2.8, 9.7)
 
 
+def test_the_config_offers_exactly_the_profiles_there_are():
+    from runtime.config.sections import BOARD_PROFILES
+
+    assert set(BOARD_PROFILES) == set(PROFILES)
+
+
 def test_estimate_from_system_cpu_on_a_pi4(tree):
     root = tree("pi4")
     source = find_power(root)

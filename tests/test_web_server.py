@@ -30,7 +30,7 @@ from runtime.cli import main
 from runtime.events import Event, EventLog
 from runtime.events.model import Retention
 from runtime.pipeline import Pipeline
-from runtime.pipeline.loader import describe, load_and_test
+from runtime.pipeline.loader import load_and_test
 from runtime.web.access import COOKIE
 from runtime.web.routes import DaemonView
 from runtime.web.server import WebServer
@@ -76,13 +76,13 @@ def running(tmp_path_factory):
     pipeline.start()
 
     def status():
-        return {"state": "running", "healthy": True, "fps": round(pipeline.stats.fps(time.monotonic()), 2),
-                "model": describe(pipeline.detector),
-                "frames": {"captured": pipeline.slot.put_count, "inferred": pipeline.stats.inferred,
-                           "dropped": pipeline.slot.dropped, "errors": pipeline.stats.errors},
+        h = pipeline.health()
+        return {"state": "running", "healthy": True, "fps": h.fps, "model": h.model.as_dict(),
+                "frames": {"captured": h.frames.captured, "inferred": h.frames.inferred, "dropped": h.frames.dropped,
+                           "errors": h.frames.errors},
                 "events": {k: log.stats.get(k, 0) for k in ("written", "dropped", "pending")}}
 
-    view = DaemonView(status, pipeline.live, state / "events.db", state / "snapshots", pipeline.stats.histograms)
+    view = DaemonView(status, pipeline.health, pipeline.live, state / "events.db", state / "snapshots")
     wait_for(lambda: pipeline.stats.inferred > 0, 60)
     yield pipeline, view
     pipeline.stop()
@@ -175,7 +175,7 @@ def test_a_snapshot_is_served_from_the_snapshots_folder_only(tmp_path, running):
     db, snaps = make_log(tmp_path)
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE events SET snapshot = '/etc/passwd' WHERE id = 'ev1'")
-    with serving(DaemonView(lambda: None, running[0].live, db, snaps)) as s:
+    with serving(DaemonView(lambda: None, lambda: None, running[0].live, db, snaps)) as s:
         assert get(s, "/api/events/ev1/snapshot")[0] == 404
         status, headers, body = get(s, "/api/events/ev2/snapshot")
         assert status == 200 and headers["Content-Type"] == "image/jpeg"
@@ -220,7 +220,7 @@ def test_api_events_equals_events_json(tmp_path, running, capsys, filters):
     filters = [(k, until if v == "ISO" else v) for k, v in filters]
     assert main(["events", "--db", str(db), "--json", *[a for k, v in filters for a in (f"--{k}", v)]]) == 0
     cli = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    with serving(DaemonView(lambda: None, running[0].live, db, snaps)) as s:
+    with serving(DaemonView(lambda: None, lambda: None, running[0].live, db, snaps)) as s:
         status, headers, body = get(s, "/api/events" + (f"?{urlencode(filters)}" if filters else ""))
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert json.loads(body) == cli
@@ -229,7 +229,7 @@ def test_api_events_equals_events_json(tmp_path, running, capsys, filters):
 
 def test_api_events_refuses_what_the_cli_refuses(tmp_path, running):
     db, snaps = make_log(tmp_path)
-    with serving(DaemonView(lambda: None, running[0].live, db, snaps)) as s:
+    with serving(DaemonView(lambda: None, lambda: None, running[0].live, db, snaps)) as s:
         for query, said in [("since=yesterdayish", "since: 'yesterdayish' is not a time"), ("limit=0", "positive whole number"),
                             ("lable=person", "unknown parameter 'lable'"), ("since=1h&since=2h", "since: given 2 times")]:
             status, _, body = get(s, f"/api/events?{query}")
@@ -242,7 +242,7 @@ def test_api_events_refuses_what_the_cli_refuses(tmp_path, running):
 
 
 def test_without_an_event_log_the_api_says_so(tmp_path, running):
-    with serving(DaemonView(lambda: None, running[0].live, tmp_path / "events.db", tmp_path / "snapshots")) as s:
+    with serving(DaemonView(lambda: None, lambda: None, running[0].live, tmp_path / "events.db", tmp_path / "snapshots")) as s:
         status, _, body = get(s, "/api/events")
     assert status == 503 and "no event log here" in json.loads(body)["error"]
 

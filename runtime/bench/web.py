@@ -30,6 +30,7 @@ from pathlib import Path
 import psutil
 
 from .. import exitcodes, paths, status_file
+from ..errors import CommandError
 
 DEFAULT_SECONDS = 15.0
 DEFAULT_ROUNDS = 3
@@ -160,8 +161,6 @@ def _phase(daemon: _Daemon, seconds: float, loaded: bool, viewers: int, url: str
 
 
 def run_web_bench(args: argparse.Namespace) -> int:
-    from ..cli import CommandError
-
     seconds = args.seconds or DEFAULT_SECONDS
     viewers = args.viewers
     if seconds <= 0 or viewers < 1:

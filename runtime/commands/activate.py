@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .. import exitcodes
-from ..cli import CommandError
+from ..errors import CommandError
 
 def _digest(value: str) -> str:
     from ..bundle_digest import is_digest

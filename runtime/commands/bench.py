@@ -48,7 +48,7 @@ def _default_model() -> str:
 def _load_frames(path: Path, count: int) -> list[np.ndarray]:
     import cv2
 
-    from ..cli import CommandError
+    from ..errors import CommandError
 
     image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.suffix.lower() not in {".avi", ".mp4", ".mkv", ".mov"} else None
     if image is not None:
@@ -182,7 +182,7 @@ def _print_table(rows: list[dict]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import CommandError
+    from ..errors import CommandError
     from ..interpreter import default_threads
 
     if args.pipeline:

@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 
 from .. import exitcodes
-from ..cli import CommandError
+from ..errors import CommandError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _expand(inputs: list[str]) -> list[Path]:
-    from ..cli import CommandError
+    from ..errors import CommandError
 
     out = []
     for raw in inputs:
@@ -50,7 +50,7 @@ def _expand(inputs: list[str]) -> list[Path]:
 def _frames(path: Path, every: int, max_frames: int | None) -> Iterator[tuple[int, np.ndarray]]:
     import cv2
 
-    from ..cli import CommandError
+    from ..errors import CommandError
 
     if path.suffix.lower() in VIDEO_SUFFIXES:
         cap = cv2.VideoCapture(str(path))
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from ..annotate import draw_detections
-    from ..cli import CommandError
+    from ..errors import CommandError
     from ..detector import Detector, DetectorOptions
 
     if args.every < 1:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import exitcodes, paths
-from ..cli import CommandError
+from ..errors import CommandError
 
 _CSV_FIELDS = ["id", "label", "class_id", "score", "start", "end", "x1", "y1", "x2", "y2", "snapshot", "source", "model", "updated"]
 
@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from ..events import database
 
     db, default = _database(args)
+    try:
+        paths.require_readable(db)
+    except PermissionError as exc:
+        raise CommandError(str(exc), exitcodes.FAILURE) from None
     where = query.Filter(_time("--since", args.since), _time("--until", args.until), tuple(args.label))
     limit = _limit(args.limit)
     try:

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli import CommandError
-from ..exitcodes import BAD_INPUT, OK
-from ..paths import STATUS, state_dir
+from ..errors import CommandError
+from ..exitcodes import BAD_INPUT, FAILURE, OK
+from ..paths import STATUS, require_readable, state_dir
 
 
 
@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if args.board != "auto" and args.board not in PROFILES:
         raise CommandError(f"--board: {args.board!r} is not one of auto, {', '.join(PROFILES)}", BAD_INPUT)
     status_path = state_dir(args.state_dir) / STATUS
+    try:
+        require_readable(status_path)  # the daemon's half of the figures: say now if it cannot be read
+    except PermissionError as exc:
+        raise CommandError(str(exc), FAILURE) from None
     sensors = BoardSensors(args.root, board=args.board, vcgencmd=args.vcgencmd)
     if args.bench is not None:
         return _bench(sensors, args.bench, args.json)
@@ -71,7 +75,7 @@ def _bench(sensors: Any, seconds: float, as_json: bool) -> int:
     1 Hz as the daemon runs it, in CPU time (this process, and vcgencmd's processes separately)."""
     import os
 
-    from ..monitor.budgets import Budgets
+    from ..config import Budgets
     from ..monitor.controller import Controller, Knobs, Observation
 
     if seconds < 2:

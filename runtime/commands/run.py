@@ -25,15 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args: argparse.Namespace):
-    from ..sources.opencv import classify
+    from ..config import resolve_source
 
     def apply(config):
         camera, model = config.camera, config.model
         if args.source is not None:
-            source = args.source
-            if not source.startswith("picamera2") and classify(source) == "file":
-                source = str(Path(source).resolve())
-            camera = dataclasses.replace(camera, source=source)
+            camera = dataclasses.replace(camera, source=resolve_source(args.source, Path.cwd()))
         if args.as_fast_as_possible:
             camera = dataclasses.replace(camera, as_fast_as_possible=True)
         if args.model is not None:
@@ -45,7 +42,7 @@ def _overrides(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import CommandError
+    from ..errors import CommandError
     from ..decoders import DecoderError
     from ..events import EventLogError
     from .. import paths

@@ -12,7 +12,7 @@ import time
 from urllib.parse import urlsplit
 
 from .. import exitcodes
-from ..web.access import is_loopback
+from ..config import is_loopback
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,13 +38,16 @@ def _page(web: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import CommandError
+    from ..errors import CommandError
     from .. import paths
     from .. import status_file
 
     path = status_file.location(paths.state_dir(args.state_dir))
     try:
+        paths.require_readable(path)
         status = status_file.read(path)
+    except PermissionError as exc:
+        raise CommandError(str(exc), exitcodes.FAILURE) from None
     except FileNotFoundError:
         raise CommandError(f"{path}: no status: the daemon has not run with this state folder", exitcodes.FAILURE) from None
     except ValueError as exc:

@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budgets import Budgets
+from ..config import Budgets
 from .variants import VariantInfo, fits, pick_variant, step_down_order
 
 TARGET = 0.95  # aim for this share of the power budget
@@ -150,6 +150,31 @@ class Controller:
         self._unreachable_noted = False
         self._fit_checked = False
         self._ladder = self._build_ladder()
+
+    def set_variants(self, variants: list[VariantInfo], serving: str | None, threads: int | None, *,
+                     same_bundle: bool = False) -> None:
+        """A reload brought a bundle (maybe the same one): its variants make the ladder, topped by
+        the one serving. Failed variants are tried again; what each level drew is kept only for the
+        same bundle, while the board's baseline power is kept whatever the model."""
+        if serving is not None:
+            self.knobs.variant = serving
+            self._top = serving
+        if threads is not None:
+            self.knobs.threads = threads
+        self._variants = {v.name: v for v in variants}
+        if self.knobs.variant not in self._variants:
+            self._variants[self.knobs.variant] = VariantInfo(self.knobs.variant, 1.0, None, None)
+        self.banned.clear()
+        if not same_bundle:
+            self._floor_power.clear()
+            self._stepped_up_at.clear()
+            self._prev_point = None
+        self._retry.clear()
+        self._fit_checked = False
+        self._ladder = self._build_ladder()
+
+    def ladder_names(self) -> list[str]:
+        return [f"{lv.variant}/{lv.threads}t" for lv in self._ladder]
 
     # -- one observation per tick --------------------------------------------------------------
 
@@ -408,6 +433,8 @@ class Controller:
             "baseline_floor_w": self._baseline_floor,
             "banned": dict(self.banned),
             "period_s": self.period_s,
+            "ladder": self.ladder_names(),
+            "floor_w": {f"{lv.variant}/{lv.threads}t": round(w, 3) for lv, w in self._floor_power.items()},
         }
 
 

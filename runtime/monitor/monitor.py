@@ -7,11 +7,12 @@
                           on_hard_limit=lambda reason: service.stop(exitcodes.MEMORY_HARD_LIMIT))
     while running: mon.tick(); sleep(1)                         # read sensors, decide, act, report
     status["budget"] = mon.status()                             # any thread: a finished dict, swapped whole
-    mon.reload(new_budgets)                                     # SIGHUP
+    mon.reload(new_budgets, variants=new_bundle.variants)       # SIGHUP, once the new model serves
 
 `pipeline` is the actuator (docs/DESIGN.md): set_rate_limit(fps|None), set_threads(n),
 set_variant(name) (loads and tests before swapping; raises on failure), set_paused(bool),
-shed_caches(), figures() -> {"fps", "invoke_ms", "cpu_percent", "rss_mb", "variant", "threads"}.
+shed_caches(), health() -> runtime.health.PipelineHealth (what it reads: fps, invoke time, RSS,
+the variant and threads serving).
 
 A hard memory breach is recorded, then `on_hard_limit(reason)` is called once. tick() runs on the
 monitor thread, where sys.exit would end only that thread; so the daemon passes a callback that
@@ -22,13 +23,15 @@ tick() raises MemoryHardLimit (a SystemExit with that code) for a single-threade
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 from .. import exitcodes
+from ..config import Budgets
+from ..health import PipelineHealth
 from .readings import BoardSensors, Readings
-from .budgets import Budgets
 from .controller import Action, Controller, Knobs, Observation
 from .sensors.power import PowerSource
 from .variants import VariantInfo, pick_variant
@@ -44,7 +47,7 @@ class Actuator(Protocol):
     def set_variant(self, name: str) -> None: ...
     def set_paused(self, paused: bool) -> None: ...
     def shed_caches(self) -> None: ...
-    def figures(self) -> dict[str, Any]: ...
+    def health(self) -> PipelineHealth: ...
 
 
 class MemoryHardLimit(SystemExit):
@@ -75,10 +78,9 @@ class ResourceMonitor:
         clock: Callable[[], float] = time.monotonic,
         pid: int | None = None,
     ):
-        """`variants`: runtime.bundle.Variant (or VariantInfo) of the loaded bundle, by default those of
-        `actuator.detector.bundle` when the actuator has one; `max_threads`: the most threads the
-        controller may restore (default: the threads running now); `power` overrides the power
-        source (a simulated plant in tests); `vcgencmd` the command's path."""
+        """`variants`: runtime.bundle.Variant (or VariantInfo) of the bundle serving; `max_threads`:
+        the most threads the controller may restore (default: the threads running now); `power`
+        overrides the power source (a simulated plant in tests); `vcgencmd` the command's path."""
         self.budgets = budgets
         self._actuator = actuator
         self._sink = event_sink
@@ -86,16 +88,16 @@ class ResourceMonitor:
         self._clock = clock
         self._power_override = power
         self._sensor_args = {"vcgencmd": vcgencmd, "pid": pid}
+        # tick() (the monitor thread) and reload() (SIGHUP, the main thread) never interleave.
+        self._lock = threading.Lock()
         self.sensors = self._make_sensors(sensors_root, budgets)
-        figures = self._figures()
-        if variants is None:
-            bundle = getattr(getattr(actuator, "detector", None), "bundle", None)
-            variants = getattr(bundle, "variants", ())
-        infos = [v if isinstance(v, VariantInfo) else VariantInfo.from_variant(v) for v in variants]
-        threads = int(figures.get("threads") or max_threads or 1)
-        knobs = Knobs(rate_limit=None, threads=threads, variant=str(figures.get("variant") or (infos[0].name if infos else "default")))
+        health = self._health()
+        infos = _infos(variants or ())
+        threads = health.model.threads if health else max_threads or 1
+        variant = health.model.variant if health else (infos[0].name if infos else "default")
         self.controller = Controller(
-            budgets, infos, knobs, max_threads or threads, baseline_w=getattr(self.sensors.power_source, "baseline_w", None)
+            budgets, infos, Knobs(rate_limit=None, threads=threads, variant=variant), max_threads or threads,
+            baseline_w=getattr(self.sensors.power_source, "baseline_w", None),
         )
         self.decisions = 0
         self.last_decision: dict[str, Any] | None = None
@@ -114,50 +116,63 @@ class ResourceMonitor:
             **self._sensor_args,
         )
 
-    def _figures(self) -> dict[str, Any]:
+    def _health(self) -> PipelineHealth | None:
         try:
-            return dict(self._actuator.figures())
+            return self._actuator.health()
         except Exception as exc:  # a monitor that dies with the pipeline cannot report why it died
-            log.warning("pipeline figures unavailable: %s", exc)
-            return {}
+            log.warning("pipeline health unavailable: %s", exc)
+            return None
 
-    def reload(self, budgets: Budgets) -> None:
-        """New budgets (SIGHUP). A new power scope or board profile means a new power source."""
-        if (budgets.power_scope, budgets.board, budgets.power_window_s) != (self.budgets.power_scope, self.budgets.board, self.budgets.power_window_s):
-            self.sensors = self._make_sensors(self.sensors.root, budgets)
-        self.budgets = budgets
-        self.controller.set_budgets(budgets)
-        self._emit("budget.reload", "budgets reloaded", {"budgets": budgets.as_dict()})
+    def reload(self, budgets: Budgets, variants: Iterable[Any] | None = None, *, same_bundle: bool = False) -> None:
+        """SIGHUP: new budgets and, when given, the variants of a new bundle (call it once the new
+        model serves). A new power scope or board profile means a new power source. What the
+        controller learned (baseline power, each level's draw) is kept: it is physics."""
+        with self._lock:
+            old = self.budgets
+            if (budgets.power_scope, budgets.board, budgets.power_window_s) != (old.power_scope, old.board, old.power_window_s):
+                self.sensors = self._make_sensors(self.sensors.root, budgets)
+            self.budgets = budgets
+            self.controller.set_budgets(budgets)
+            if variants is not None:
+                health = self._health()
+                self.controller.set_variants(_infos(variants), health.model.variant if health else None,
+                                             health.model.threads if health else None, same_bundle=same_bundle)
+            self._emit("budget.reload", "budgets reloaded", {"budgets": budgets.as_dict(),
+                                                             "ladder": self.controller.ladder_names()})
 
     def tick(self) -> None:
+        with self._lock:
+            hard = self._tick()
+        if hard is not None:
+            if self._on_hard_limit is None:
+                raise MemoryHardLimit(hard)
+            self._on_hard_limit(hard)
+
+    def _tick(self) -> str | None:
         cpu0 = time.thread_time()
         now = self._clock()
-        figures = self._figures()
+        health = self._health()
         readings = self.sensors.read(now)
         self.last_readings = readings
         hot = readings.hottest
-        rss = figures.get("rss_mb")
         obs = Observation(
             now=now,
             power_w=readings.power.watts if readings.power else None,
             temperature_c=hot.celsius if hot else None,
             hot=bool(readings.throttling and readings.throttling.hot),
             under_voltage=bool(readings.throttling and readings.throttling.under_voltage),
-            fps=_number(figures.get("fps")),
-            rss_mb=_number(rss) if rss is not None else readings.process.rss_mb,
+            fps=health.fps if health else None,
+            rss_mb=health.rss_mb if health and health.rss_mb is not None else readings.process.rss_mb,
         )
         hard: str | None = None
         for action in self.controller.step(obs):
             if action.knob == "hard_limit":
                 hard = action.reason
             self._apply(action)
-        self._status = self._build_status(readings, figures, obs)
+        self._status = self._build_status(readings, health, obs)
         self.tick_cpu_s += time.thread_time() - cpu0
         self.ticks += 1
-        if hard is not None:
-            if self._on_hard_limit is None:
-                raise MemoryHardLimit(hard)
-            self._on_hard_limit(hard)
+        return hard
 
     def _apply(self, action: Action) -> None:
         a = self._actuator
@@ -188,13 +203,13 @@ class ResourceMonitor:
         except Exception as exc:  # a full disk must not stop the budget from being held
             log.warning("could not record %s: %s", kind, exc)
 
-    def _build_status(self, readings: Readings, figures: dict[str, Any], obs: Observation) -> dict[str, Any]:
+    def _build_status(self, readings: Readings, health: PipelineHealth | None, obs: Observation) -> dict[str, Any]:
         b = self.budgets
         knobs = self.controller.knobs
         ctl = self.controller.status()
         data = readings.as_dict()
         data["power"].update(budget_w=b.power_w, scope=b.power_scope, control_mean_w=_round(self.controller.last_means["power_w"]), state=ctl["state"].get("power", "no budget" if b.power_w is None else "measuring"))
-        rss_source = "pipeline:figures" if _number(figures.get("rss_mb")) is not None else readings.process.source
+        rss_source = "pipeline:health" if health is not None and health.rss_mb is not None else readings.process.source
         data["memory"].update(rss_mb=_round(obs.rss_mb, 1), rss_source=rss_source, budget_mb=b.memory_mb, hard_mb=b.memory_hard_mb, state=ctl["state"].get("memory", "no budget"))
         data["temperature"].update(budget_c=b.temperature_c, state=ctl["state"].get("temperature", "no sensor" if obs.temperature_c is None else "ok"))
         degraded = knobs.paused or ctl["level"] > 0 or knobs.rate_limit is not None
@@ -215,6 +230,10 @@ class ResourceMonitor:
         return self._status
 
 
+def _infos(variants: Iterable[Any]) -> list[VariantInfo]:
+    return [v if isinstance(v, VariantInfo) else VariantInfo.from_variant(v) for v in variants]
+
+
 def _message(action: Action) -> str:
     if action.knob == "shed_caches":
         return f"shed caches: {action.reason}"
@@ -225,10 +244,6 @@ def _message(action: Action) -> str:
 
 def _show(value: Any) -> str:
     return "unlimited" if value is None else str(value)
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

@@ -4,22 +4,12 @@ each count is of observations <= its bound, the last one +Inf). Fixed size whate
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass
+
+from ..health import HistogramSnapshot
 
 # Seconds. Invoke: from a fast x86 core to a Pi 3. Frame age: capture to the end of inference.
 INVOKE_BOUNDS_S = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
 FRAME_AGE_BOUNDS_S = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
-
-
-@dataclass(frozen=True, slots=True)
-class HistogramSnapshot:
-    bounds: tuple[float, ...]
-    cumulative: tuple[int, ...]  # len(bounds) + 1: the last is the count of all observations
-    sum: float
-
-    @property
-    def count(self) -> int:
-        return self.cumulative[-1]
 
 
 class Histogram:

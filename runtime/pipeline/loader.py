@@ -33,10 +33,3 @@ def load_and_test(model: ModelConfig, *, variant: str | None = None, threads: in
     if not (np.isfinite(result.xyxy).all() and np.isfinite(result.score).all()):
         raise ModelError(f"{det.variant.file}: the test inference produced non-finite boxes or scores")
     return det
-
-
-def describe(det: Detector) -> dict:
-    """The `model` block of status.json; the path was resolved at load time (see load_and_test),
-    so it names the bundle actually serving, which is what a rollout checks for."""
-    return {"path": str(det.options.model), "name": det.bundle.name, "variant": det.variant.name,
-            "sha256": det.sha256, "threads": det.model.threads}

@@ -1,5 +1,6 @@
 """The pipeline: capture -> latest-frame slot -> one inference at a time -> filters -> tracker ->
-events. It is also the resource monitor's actuator (docs/DESIGN.md, "Resource monitor").
+events. It is also the resource monitor's actuator (docs/DESIGN.md, "Resource monitor"), and
+reports on itself through one typed snapshot, `health()` (runtime/health.py).
 
 A prepare thread takes the newest frame and preprocesses it while the model is still invoking
 on the previous one; the inference thread takes that prepared input, invokes, decodes and turns
@@ -23,11 +24,12 @@ import psutil
 
 from ..detections import label_for
 from ..detector import Detector
-from ..errors import one_line
-from ..events.model import Event
-from ..preprocess import Transform
 from .. import heap
 from ..config import CameraConfig, Config
+from ..errors import one_line
+from ..events.model import Event
+from ..health import FrameCounts, ModelHealth, PipelineHealth, SourceHealth
+from ..preprocess import Transform
 from ..sources import Frame, source_factory
 from ..sources.capture import Capture
 from ..sources.slot import LatestSlot
@@ -90,6 +92,7 @@ class Pipeline:
         self._pending_lock = threading.Lock()
         self._pending_config: Config | None = None
         self._pending_detector: Detector | None = None
+        self._adopted = threading.Condition(self._pending_lock)  # notified when the pending ones are in service
         self._last_frame: Frame | None = None
         self._last_error_log = float("-inf")
         self._stop = threading.Event()
@@ -218,13 +221,46 @@ class Pipeline:
         self._dispatch(self.tracker.update(kept, frame.monotonic, frame.wall), frame)
         self.live.publish(frame, kept, self.tracker.tracks, detector.labels)
 
+    # -- what the pipeline reports ------------------------------------------------------------------
+
+    def health(self) -> PipelineHealth:
+        """One consistent snapshot for the daemon, the status file, the monitor and the local page."""
+        now = time.monotonic()
+        det, capture, stats = self.detector, self.capture, self.stats
+        last = stats.last_inference()
+        p50, p95 = stats.ages_ms()
+        invoke_hist, age_hist = stats.histograms()
+        return PipelineHealth(
+            model=model_health(det),
+            source=SourceHealth(name=self.config.camera.label, state=capture.state, description=capture.describe,
+                                losses=capture.losses, last_error=capture.last_error),
+            frames=FrameCounts(captured=self.slot.put_count, inferred=stats.inferred, dropped=self.slot.dropped,
+                               errors=stats.errors),
+            fps=round(stats.fps(now), 2),
+            invoke_ms=round(stats.invoke_ms, 2),
+            frame_age_ms=(p50, p95),
+            invoke_seconds=invoke_hist,
+            frame_age_seconds=age_hist,
+            cpu_percent=round(self.cpu_percent(), 1),
+            rss_mb=round(self._proc.memory_info().rss / 2**20, 1),
+            open_events=self.tracker.open_events,
+            rate_limit=self.rate_limit,
+            paused=self.paused,
+            ready=self.first_inference.is_set(),
+            alive=self.alive,
+            heartbeat=self.heartbeat,
+            since_inference_s=None if last is None else now - last,
+            finished=capture.ended and self.slot.peek() is None,
+            last_error=stats.last_error,
+        )
+
     # -- events ---------------------------------------------------------------------------------
 
     def _event(self, t: Track, end: float | None) -> Event:
         det = self.detector
         return Event(id=t.id, label=label_for(det.labels, t.class_id), class_id=t.class_id, score=t.best_score,
                      start=t.first_seen, end=end, box=tuple(float(v) for v in t.best_box),
-                     source=self.config.camera.name, model=f"{det.bundle.name}:{det.variant.name}")
+                     source=self.config.camera.label, model=f"{det.bundle.name}:{det.variant.name}")
 
     def _write(self, t: Track, media: _Media, end: float | None) -> None:
         jpeg = None
@@ -271,28 +307,31 @@ class Pipeline:
 
     # -- reconfiguration (SIGHUP) and the monitor's knobs ----------------------------------------------
 
-    def reconfigure(self, config: Config, detector: Detector) -> None:
+    def reconfigure(self, config: Config, detector: Detector, timeout: float = 10.0) -> bool:
         """Adopt a reloaded config and its already tested detector. A new camera config restarts
-        capture now; the rest is applied by the inference thread between two frames."""
+        capture now; the rest is applied by the inference thread between two frames. Returns once
+        they are in service (True), or False after `timeout` with them still pending."""
         if config.camera != self.config.camera:
             self.capture.stop()
             self.capture = self._make_capture(config.camera)
             self.capture.start()
         with self._pending_lock:
             self._pending_config, self._pending_detector = config, detector
+            return self._adopted.wait_for(lambda: self._pending_config is None and self._pending_detector is None, timeout)
 
     def _apply_pending(self) -> None:
         with self._pending_lock:
             config = self._pending_config or self.config
             detector = self._pending_detector or self.detector
+            if detector.labels != self.detector.labels:
+                # Class ids mean other things now: end what the old model saw.
+                self._dispatch(self.tracker.close_all(), None)
+            self.config = config
+            self.detector = detector
+            self.filter = DetectionFilter(config.detect, detector.labels)
+            self.tracker.configure(config.tracker.iou, config.tracker.min_hits, config.tracker.max_missed_s)
             self._pending_config = self._pending_detector = None
-        if detector.labels != self.detector.labels:
-            # Class ids mean other things now: end what the old model saw.
-            self._dispatch(self.tracker.close_all(), None)
-        self.config = config
-        self.detector = detector
-        self.filter = DetectionFilter(config.detect, detector.labels)
-        self.tracker.configure(config.tracker.iou, config.tracker.min_hits, config.tracker.max_missed_s)
+            self._adopted.notify_all()
 
     def test_frame(self) -> Frame | None:
         """A recent real frame to test a new model on before it serves (None before the first)."""
@@ -346,8 +385,9 @@ class Pipeline:
         self._cpu_sample = (now, c, value)
         return value
 
-    def figures(self) -> dict:
-        det = self.detector
-        return {"fps": round(self.stats.fps(time.monotonic()), 2), "invoke_ms": round(self.stats.invoke_ms, 2),
-                "cpu_percent": round(self.cpu_percent(), 1), "rss_mb": round(self._proc.memory_info().rss / 2**20, 1),
-                "variant": det.variant.name, "threads": det.model.threads}
+
+def model_health(det: Detector) -> ModelHealth:
+    """The model block of the health snapshot; the path was resolved at load (see load_and_test), so it
+    names the bundle actually serving, which is what a rollout checks for."""
+    return ModelHealth(path=str(det.options.model), name=det.bundle.name, variant=det.variant.name,
+                       sha256=det.sha256, threads=det.model.threads)

@@ -10,7 +10,8 @@ from collections import deque
 
 import numpy as np
 
-from .histogram import FRAME_AGE_BOUNDS_S, INVOKE_BOUNDS_S, Histogram, HistogramSnapshot
+from ..health import HistogramSnapshot
+from .histogram import FRAME_AGE_BOUNDS_S, INVOKE_BOUNDS_S, Histogram
 
 WINDOW = 256  # inferences kept for the rate and age figures
 
@@ -53,16 +54,18 @@ class PipelineStats:
             return 0.0
         return (len(times) - 1) / max(times[-1] - times[0], 1e-9)
 
-    def ages_ms(self) -> dict[str, float]:
+    def ages_ms(self) -> tuple[float, float]:
+        """Frame age at detection over the recent window: (p50, p95) in ms."""
         with self._lock:
             ages = np.array(self._ages, np.float64) * 1e3
         if not len(ages):
-            return {"p50": 0.0, "p95": 0.0}
-        return {"p50": round(float(np.percentile(ages, 50)), 1), "p95": round(float(np.percentile(ages, 95)), 1)}
+            return 0.0, 0.0
+        return round(float(np.percentile(ages, 50)), 1), round(float(np.percentile(ages, 95)), 1)
 
-    def histograms(self) -> dict[str, HistogramSnapshot]:
+    def histograms(self) -> tuple[HistogramSnapshot, HistogramSnapshot]:
+        """Invoke time and frame age (s), cumulative since start."""
         with self._lock:
-            return {"invoke_seconds": self._invoke_hist.snapshot(), "frame_age_seconds": self._age_hist.snapshot()}
+            return self._invoke_hist.snapshot(), self._age_hist.snapshot()
 
     def last_inference(self) -> float | None:
         with self._lock:

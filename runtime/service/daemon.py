@@ -18,18 +18,22 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import exitcodes
+from .. import config as config_mod
+from .. import exitcodes, heap, status_file
 from .. import paths as state_paths
+from ..bundle import find_manifest, load_manifest
+from ..config import Budgets, Config
 from ..errors import one_line
+from ..events.database import EventLogError
 from ..events.journal_only import JournalOnlyLog
 from ..events.model import Retention
-from ..events.database import EventLogError
 from ..events.writer import EventLog
+from ..health import PipelineHealth
+from ..interpreter import default_threads
+from ..monitor.monitor import ResourceMonitor, choose_variant
 from ..pipeline import Pipeline
-from ..pipeline.loader import describe, load_and_test
-from .. import config as config_mod
-from .. import heap
-from .. import status_file
+from ..pipeline.loader import load_and_test
+from ..pipeline.pipeline import model_health
 from ..web.routes import DaemonView
 from ..web.server import WebServer
 from .notify import Notifier, WatchdogFeeder
@@ -37,14 +41,15 @@ from .notify import Notifier, WatchdogFeeder
 log = logging.getLogger("edgewatch.daemon")
 
 STATUS_INTERVAL_S = 1.0
-HEAP_TRIM_INTERVAL_S = 30.0  # see service/heap.py
+HEAP_TRIM_INTERVAL_S = 30.0  # see runtime/heap.py
 STALL_S = 5.0  # no inference for this long (beyond the rate limit) while a camera streams: degraded
-SHUTDOWN_BUDGET_S = 4.0  # systemd's stop timeout is ours to respect; the brief allows 5 s
+SHUTDOWN_BUDGET_S = 4.0  # within systemd's stop timeout, and under the 5 s a clean stop is allowed
+ADOPT_TIMEOUT_S = 10.0  # a reloaded model not in service by then: the reload is reported failed
 
 
 class Daemon:
     def __init__(self, config_path: Path | None, state_dir: Path, *, duration: float | None = None,
-                 overrides: Callable[[config_mod.Config], config_mod.Config] = lambda c: c):
+                 overrides: Callable[[Config], Config] = lambda c: c):
         self.config_path = config_path
         self.state_dir = Path(state_dir)
         self.duration = duration
@@ -58,12 +63,12 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = False
         self._status_failing = False
-        self.monitor = None
+        self.monitor: ResourceMonitor | None = None
         self._monitor_thread: threading.Thread | None = None
         self.web: WebServer | None = None
         self._last_status: dict | None = None  # what status.json holds: the page reads it too
 
-    def load_config(self) -> config_mod.Config:
+    def load_config(self) -> Config:
         return self.overrides(config_mod.load(self.config_path))
 
     # -- signals ------------------------------------------------------------------------------------
@@ -84,6 +89,9 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
+        # The state is the service's and its group's (folders 0750, files 0640), as systemd's
+        # UMask=0027 makes it, also when the daemon is started by hand.
+        os.umask(os.umask(0o027) | 0o027)
         self.config = self.load_config()  # a bad config at start is the caller's error (exit 2)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         detector = load_and_test(self.config.model, variant=self._variant_for(self.config))  # so is a model that cannot serve
@@ -101,9 +109,9 @@ class Daemon:
         self.pipeline.start()
         self._start_web(self.config.web)
         log.info("running %s (%s) on %s; state in %s", detector.bundle.name, detector.variant.name,
-                 self.pipeline.capture.describe or self.config.camera.source, self.state_dir)
-        self.events.record_system("started", f"edgewatch started ({self.config.describe})",
-                                  {"pid": os.getpid(), "model": describe(detector), "source": self.config.camera.source})
+                 self.config.camera.source, self.state_dir)
+        self.events.record_system("started", f"edgewatch started ({self.config.origin})",
+                                  {"pid": os.getpid(), "model": model_health(detector).as_dict(), "source": self.config.camera.source})
         try:
             self._loop()
         finally:
@@ -123,28 +131,29 @@ class Daemon:
             if self._reload:
                 self._reload = False
                 self.reload()
-            if not ready and self.pipeline.first_inference.is_set():
+            health = self.pipeline.health()
+            if not ready and health.ready:
                 ready = True
-                self._publish(None)  # status.json says it before READY=1 does: readers may check at once
+                self._publish(None, health)  # status.json says it before READY=1 does: readers may check at once
                 next_status = now + STATUS_INTERVAL_S
-                self.notifier.ready(self._status_line())
+                self.notifier.ready(self._status_line(self.status(None, health)))
                 log.info("first inference done: ready")
-            if feeder is not None and feeder.due(now, self.pipeline.heartbeat):
+            if feeder is not None and feeder.due(now, health.heartbeat):
                 self.notifier.watchdog()
             if now >= next_status:
                 next_status = now + STATUS_INTERVAL_S
-                self._publish("starting" if not ready else None)
+                self._publish("starting" if not ready else None, health)
             if now >= next_trim:
                 next_trim = now + HEAP_TRIM_INTERVAL_S
                 heap.trim()
-            if not self.pipeline.alive:
+            if not health.alive:
                 log.critical("the inference thread has stopped; exiting so the service restarts")
                 self.exit_code = exitcodes.FAILURE
                 break
             if self.duration is not None and now - t0 >= self.duration:
                 log.info("--duration %.1f s reached: stopping", self.duration)
                 break
-            if self.pipeline.capture.ended and self.pipeline.slot.peek() is None:
+            if health.finished:
                 log.info("the source ended: stopping")
                 break
 
@@ -170,48 +179,45 @@ class Daemon:
         """Reload config and model; all or nothing. True when the new ones are in service."""
         self.notifier.reloading()
         old = self.config
+        serving = self.pipeline.detector
         try:
             config = self.load_config()
             detector = load_and_test(config.model, variant=self._variant_for(config), frame=self.pipeline.test_frame())
-            self.pipeline.reconfigure(config, detector)
+            if not self.pipeline.reconfigure(config, detector, timeout=ADOPT_TIMEOUT_S):
+                raise TimeoutError(f"the new model was not in service within {ADOPT_TIMEOUT_S:g} s")
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running config and model
-            message = f"reload failed, still running {self.pipeline.detector.bundle.name} ({old.describe}): {one_line(exc)}"
+            message = f"reload failed, still running {serving.bundle.name} ({old.origin}): {one_line(exc)}"
             log.error("%s", message)
             self.last_error = message
-            self.events.record_system("reload_failed", message, {"error": one_line(exc), "config": old.describe})
+            self.events.record_system("reload_failed", message, {"error": one_line(exc), "config": old.origin})
             self.notifier.ready()
             return False
         if config.events != old.events:
             log.warning("[events] changes take effect at the next restart")
         self.config = config
+        self.last_error = None
         try:
-            # A fresh monitor: the new bundle's variants, and knobs that start from the new detector.
-            self._set_budgets(None)
-            self._set_budgets(config.budget)
+            # After the swap, so the monitor reads the new detector's variants and knobs.
+            self._set_budgets(config.budget, reloaded_from=serving)
         except Exception as exc:  # noqa: BLE001 - the new model serves; only the budgets are off
-            log.error("resource monitor not restarted after the reload: %s", one_line(exc))
+            log.error("resource monitor not reloaded: %s", one_line(exc))
             self.last_error = f"resource monitor: {one_line(exc)}"
-        if not self.last_error or not self.last_error.startswith("resource monitor"):
-            self.last_error = None
         if config.web != old.web:
             self._stop_web()
             self._start_web(config.web)
-        message = f"reloaded: {detector.bundle.name} ({detector.variant.name}) from {config.describe}"
+        message = f"reloaded: {detector.bundle.name} ({detector.variant.name}) from {config.origin}"
         log.info("%s", message)
-        self.events.record_system("reload", message, {"model": describe(detector), "config": config.describe})
+        self.events.record_system("reload", message, {"model": model_health(detector).as_dict(), "config": config.origin})
         self.notifier.ready()
         return True
 
     # -- the resource monitor ---------------------------------------------------------------------------
 
-    def _variant_for(self, config: config_mod.Config) -> str | None:
+    def _variant_for(self, config: Config) -> str | None:
         """Under a memory budget, the variant that fits, chosen before anything is loaded."""
         budgets, model = config.budget, config.model
         if budgets is None:
             return model.variant
-        from ..bundle import find_manifest, load_manifest
-        from ..monitor.monitor import choose_variant
-
         manifest = find_manifest(model.path)
         if manifest is None or not manifest.is_file():
             return model.variant  # a bare .tflite has one variant
@@ -219,8 +225,10 @@ class Daemon:
         log.info("variant %s: %s", variant, why)
         return variant
 
-    def _set_budgets(self, budgets) -> None:
-        """Start, retune or stop the resource monitor for `budgets` (None: no budgets)."""
+    def _set_budgets(self, budgets: Budgets | None, reloaded_from=None) -> None:
+        """Start, reload or stop the resource monitor for `budgets` (None: no budgets). On a reload
+        (`reloaded_from`: the detector that served before) a running monitor keeps what it learned."""
+        detector = self.pipeline.detector
         if budgets is None:
             if self.monitor is not None:
                 self.monitor = None  # the monitor thread sees it and ends
@@ -229,13 +237,11 @@ class Daemon:
                 self.pipeline.set_rate_limit(None)
             return
         if self.monitor is not None:
-            self.monitor.reload(budgets)
+            same = reloaded_from is not None and reloaded_from.sha256 == detector.sha256
+            self.monitor.reload(budgets, variants=detector.bundle.variants, same_bundle=same)
             return
-        from ..interpreter import default_threads
-        from ..monitor.monitor import ResourceMonitor
-
         self.monitor = ResourceMonitor(budgets, self.pipeline, self.events.record_system,
-                                       variants=self.pipeline.detector.bundle.variants,
+                                       variants=detector.bundle.variants,
                                        max_threads=self.config.model.threads or default_threads(),
                                        on_hard_limit=self._hard_limit)
         self._monitor_thread = threading.Thread(target=self._monitor_loop, args=(self.monitor,),
@@ -250,7 +256,7 @@ class Daemon:
         self._stop.set()
         self._wake.set()
 
-    def _monitor_loop(self, monitor) -> None:
+    def _monitor_loop(self, monitor: ResourceMonitor) -> None:
         last_logged = float("-inf")
         while not self._stop.is_set() and self.monitor is monitor:
             try:
@@ -267,9 +273,8 @@ class Daemon:
         """Serve the page; a port that cannot be had is logged, never a reason to stop detecting."""
         if not web.enabled:
             return
-        view = DaemonView(status=lambda: self._last_status, feed=self.pipeline.live,
-                          events_db=self.state_dir / state_paths.EVENTS_DB,
-                          snapshots_dir=self.state_dir / state_paths.SNAPSHOTS, histograms=self.pipeline.stats.histograms)
+        view = DaemonView(status=lambda: self._last_status, health=self.pipeline.health, feed=self.pipeline.live,
+                          events_db=self.state_dir / state_paths.EVENTS_DB, snapshots_dir=self.state_dir / state_paths.SNAPSHOTS)
         server = WebServer(view, host=web.host, port=web.port, token=web.token, max_viewers=web.max_viewers,
                            live_fps=web.live_fps, live_width=web.live_width, timeout_s=web.timeout_s)
         try:
@@ -288,56 +293,52 @@ class Daemon:
 
     # -- status -----------------------------------------------------------------------------------------
 
-    def _state(self) -> str:
-        p = self.pipeline
-        if p.paused:
+    def _state(self, h: PipelineHealth) -> str:
+        if h.paused:
             return "paused"
-        last = p.stats.last_inference()
-        limit = p.rate_limit
-        stall = STALL_S + (1.0 / limit if limit else 0.0)
-        if (p.capture.state != "streaming" or last is None or time.monotonic() - last > stall
+        stall = STALL_S + (1.0 / h.rate_limit if h.rate_limit else 0.0)
+        if (h.source.state != "streaming" or h.since_inference_s is None or h.since_inference_s > stall
                 or self.events.stats.get("failing")):
             return "degraded"
         return "running"
 
-    def status(self, state: str | None = None) -> dict:
-        p = self.pipeline
-        state = state or self._state()
+    def status(self, state: str | None = None, health: PipelineHealth | None = None) -> dict:
+        """status.json: the pipeline's health, the event log's counts and the monitor's state."""
+        h = health or self.pipeline.health()
+        state = state or self._state(h)
         ev = self.events.stats
-        now = time.monotonic()
+        src = h.source
         return {
             "pid": os.getpid(),
             "started": round(self.started, 3),
             "updated": round(time.time(), 3),
             "state": state,
             "healthy": state in ("running", "paused"),
-            "model": describe(p.detector),
-            "fps": round(p.stats.fps(now), 2),
-            "frames": {"captured": p.slot.put_count, "inferred": p.stats.inferred,
-                       "dropped": p.slot.dropped, "errors": p.stats.errors},
+            "model": h.model.as_dict(),
+            "fps": h.fps,
+            "frames": {"captured": h.frames.captured, "inferred": h.frames.inferred,
+                       "dropped": h.frames.dropped, "errors": h.frames.errors},
             "events": {"written": ev.get("written", 0), "dropped": ev.get("dropped", 0),
-                       "pending": ev.get("pending", 0), "open": p.tracker.open_events},
+                       "pending": ev.get("pending", 0), "open": h.open_events},
             "budget": self.monitor.status() if self.monitor is not None else {},
-            "last_error": self.last_error or p.stats.last_error or ev.get("failing")
-            or (p.capture.last_error if p.capture.state != "streaming" else None),
-            "source": {"name": self.config.camera.name, "state": p.capture.state, "describe": p.capture.describe,
-                       "losses": p.capture.losses},
-            "frame_age_ms": p.stats.ages_ms(),
-            "invoke_ms": round(p.stats.invoke_ms, 2),
-            "rate_limit_fps": p.rate_limit,
-            "config": self.config.describe,
+            "last_error": self.last_error or h.last_error or ev.get("failing")
+            or (src.last_error if src.state != "streaming" else None),
+            "source": {"name": src.name, "state": src.state, "describe": src.description, "losses": src.losses},
+            "frame_age_ms": {"p50": h.frame_age_ms[0], "p95": h.frame_age_ms[1]},
+            "invoke_ms": h.invoke_ms,
+            "rate_limit_fps": h.rate_limit,
+            "config": self.config.origin,
             "web": self.web.info() if self.web is not None else None,
         }
 
-    def _status_line(self, status: dict | None = None) -> str:
-        s = status or self.status()
+    def _status_line(self, s: dict) -> str:
         f = s["frames"]
         return (f"{s['state']}: {s['fps']:.1f} fps, {f['inferred']} inferred, {f['dropped']} dropped, "
                 f"{s['events']['written']} events, camera {s['source']['state']}")
 
-    def _publish(self, state: str | None) -> None:
+    def _publish(self, state: str | None, health: PipelineHealth | None = None) -> None:
         try:
-            status = self.status(state)
+            status = self.status(state, health)
         except Exception:  # noqa: BLE001
             log.exception("building the status failed")
             return

@@ -15,18 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..config import classify_source
 from .base import Source, SourceEnded, SourceError
-
-NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
-
-
-def classify(spec: str) -> str:
-    """'device' (V4L2 index or /dev path), 'network' (URL) or 'file'."""
-    if spec.isdigit() or spec.startswith("/dev/"):
-        return "device"
-    if spec.lower().startswith(NETWORK_SCHEMES):
-        return "network"
-    return "file"
 
 
 class OpenCVSource(Source):
@@ -43,7 +33,7 @@ class OpenCVSource(Source):
         read_timeout_s: float = 5.0,
     ):
         self.spec = spec
-        self.kind = classify(spec)
+        self.kind = classify_source(spec)
         self.name = spec
         self.width, self.height = width, height
         self.requested_fps = fps

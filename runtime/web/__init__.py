@@ -3,7 +3,7 @@ a JSON API and /metrics; read-only, on loopback unless the config says otherwise
 
     from runtime.web.routes import DaemonView
     from runtime.web.server import WebServer
-    server = WebServer(DaemonView(status=..., feed=pipeline.live, events_db=..., snapshots_dir=...),
+    server = WebServer(DaemonView(status=..., health=pipeline.health, feed=pipeline.live, events_db=..., snapshots_dir=...),
                        host="127.0.0.1", port=8090)
     server.start(); ...; server.stop()
 

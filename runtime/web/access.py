@@ -1,7 +1,7 @@
 """Who may read the page: the rules for the bound address, the token and the Host header.
 
 - The page listens on loopback unless the config names another address, and then only with a
-  token (checked when the config is read).
+  token (checked when the config is read; `is_loopback` is the config's rule).
 - With a token, every request carries it: `Authorization: Bearer TOKEN` (Prometheus, curl), or
   the cookie the page sets after `/?token=TOKEN` (a browser, whose images cannot send headers).
 - On loopback, the Host header must name loopback too: a web page elsewhere that re-points its
@@ -11,23 +11,11 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from http.cookies import CookieError, SimpleCookie
 
+from ..config import is_loopback
+
 COOKIE = "edgewatch_token"
-MIN_TOKEN_CHARS = 16
-LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
-
-
-def is_loopback(host: str) -> bool:
-    """True for a loopback IP literal (127.0.0.0/8, ::1, bracketed or not) or the name localhost."""
-    host = host.strip().lower()
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def host_header_allowed(header: str | None) -> bool:

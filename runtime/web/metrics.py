@@ -16,7 +16,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, Hist
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from ..pipeline.histogram import HistogramSnapshot
+from ..health import HistogramSnapshot, PipelineHealth
 from .history import figures_from_status
 
 STATES = ("starting", "running", "degraded", "paused", "stopping")
@@ -28,15 +28,14 @@ def _number(value: Any) -> float | None:
 
 
 class DaemonCollector(Collector):
-    """`status()`: the dict status.json holds (None before the first); `histograms()`: name ->
-    HistogramSnapshot; `figures()`: the latest sampled figures, for what the status lacks;
-    `viewers()`: live viewers now."""
+    """`status()`: the dict status.json holds (None before the first); `health()`: the pipeline's
+    report, for its cumulative timings; `figures()`: the latest sampled figures, for what the
+    status lacks; `viewers()`: live viewers now."""
 
-    def __init__(self, status: Callable[[], dict[str, Any] | None],
-                 histograms: Callable[[], Mapping[str, HistogramSnapshot]],
+    def __init__(self, status: Callable[[], dict[str, Any] | None], health: Callable[[], PipelineHealth | None],
                  figures: Callable[[], Mapping[str, float | None]], viewers: Callable[[], int]):
         self._status = status
-        self._histograms = histograms
+        self._health = health
         self._figures = figures
         self._viewers = viewers
 
@@ -93,11 +92,13 @@ class DaemonCollector(Collector):
         yield from self._budget_families(status.get("budget") or {})
 
     def _histogram_families(self) -> Iterator[Metric]:
-        docs = {"invoke_seconds": "Model invoke time per frame",
-                "frame_age_seconds": "From capture to the end of inference, per inferred frame"}
-        for key, snap in self._histograms().items():
-            buckets = [(_le(b), c) for b, c in zip(snap.bounds, snap.cumulative)] + [("+Inf", snap.count)]
-            yield HistogramMetricFamily(f"edgewatch_{key}", docs.get(key, key), buckets=buckets, sum_value=snap.sum)
+        health = self._health()
+        if health is None:
+            return
+        for name, doc, snap in (("edgewatch_invoke_seconds", "Model invoke time per frame", health.invoke_seconds),
+                                ("edgewatch_frame_age_seconds", "From capture to the end of inference, per inferred frame",
+                                 health.frame_age_seconds)):
+            yield HistogramMetricFamily(name, doc, buckets=_buckets(snap), sum_value=snap.sum)
 
     def _budget_families(self, budget: dict[str, Any]) -> Iterator[Metric]:
         if not budget:
@@ -127,8 +128,8 @@ class DaemonCollector(Collector):
             yield GaugeMetricFamily("edgewatch_threads", "Interpreter threads in use", value=knobs["threads"])
 
 
-def _le(bound: float) -> str:
-    return repr(float(bound))
+def _buckets(snap: HistogramSnapshot) -> list[tuple[str, float]]:
+    return [(repr(float(b)), c) for b, c in zip(snap.bounds, snap.cumulative)] + [("+Inf", snap.count)]
 
 
 class Metrics:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from ..events.database import EventLogError
-from ..pipeline.histogram import HistogramSnapshot
+from ..health import PipelineHealth
 from ..pipeline.live import LiveFeed
 from .events_api import EventsApi
 from .history import History
@@ -30,14 +30,15 @@ MAX_QUERY_FIELDS = 32
 @dataclass(frozen=True)
 class DaemonView:
     """What the page reads from the daemon, and nothing more: `status()` returns what status.json
-    holds (None before the first), `feed` is the pipeline's live feed, `histograms()` the
-    pipeline's cumulative timings, `events_db` and `snapshots_dir` the event log's files."""
+    holds (None before the first), `health()` the pipeline's own report (for its cumulative
+    timings), `feed` the pipeline's live feed, `events_db` and `snapshots_dir` the event log's
+    files."""
 
     status: Callable[[], dict[str, Any] | None]
+    health: Callable[[], PipelineHealth | None]
     feed: LiveFeed
     events_db: Path
     snapshots_dir: Path
-    histograms: Callable[[], Mapping[str, HistogramSnapshot]] = field(default=lambda: {})
 
 
 class Routes:

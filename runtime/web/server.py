@@ -27,7 +27,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .access import cookie_header, host_header_allowed, is_loopback, presented_token, token_matches
+from ..config import is_loopback
+from .access import cookie_header, host_header_allowed, presented_token, token_matches
 from .history import FigureSampler, History
 from .live import LiveView
 from .metrics import DaemonCollector, Metrics
@@ -192,7 +193,7 @@ class WebServer:
         self.live = LiveView(view.feed, fps=live_fps, width=live_width, max_viewers=max_viewers)
         self.history = History(history_interval_s)
         self.sampler = FigureSampler(view.status, sensors_root)
-        metrics = Metrics(DaemonCollector(view.status, view.histograms, lambda: self.sampler.latest, lambda: self.live.viewers))
+        metrics = Metrics(DaemonCollector(view.status, view.health, lambda: self.sampler.latest, lambda: self.live.viewers))
         self.routes = Routes(view, self.live, self.history, metrics, self.info)
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []

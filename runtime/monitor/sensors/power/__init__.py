@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ....config.sections import POWER_SCOPES as SCOPES
 from ..vcgencmd import Vcgencmd
 from .estimate import PROFILES, EstimatedPower, ProcessCpu, SystemCpu, cpu_count, detect_profile
 from .hwmon import HwmonPower
@@ -12,8 +13,6 @@ from .iio import IioIna3221Power
 from .pmic import PmicPower
 from .rapl import RaplPower
 from .reading import PowerReading, PowerSource
-
-SCOPES = ("board", "process")
 
 __all__ = ["PowerReading", "PowerSource", "find_power", "SCOPES"]
 
