@@ -186,7 +186,9 @@ def browser():
         from selenium import webdriver
         from selenium.common.exceptions import SessionNotCreatedException
         from selenium.webdriver.chrome.service import Service
-        from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
+        from selenium.webdriver.chromium.remote_connection import (
+            ChromiumRemoteConnection,
+        )
         from selenium.webdriver.remote.client_config import ClientConfig
     except ImportError:
         missing.append("selenium")

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from . import snapshots
+from .database import EventLogError
 from .model import Event, SystemEvent
 from .times import iso
-from .database import EventLogError
 
 _COLUMNS = 'id, label, class_id, score, start, "end", box, snapshot, source, model, updated'
 

@@ -123,6 +123,8 @@ class Routes:
             got = self.live.next_jpeg(number, LIVE_WAIT_S)
             if got is not None:
                 number, jpeg = got
+            elif self.closing.is_set():
+                return
             # else the last picture again (or "waiting"): writing is how a viewer that left is found
             yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n").encode() + jpeg + b"\r\n"
 
