@@ -47,3 +47,22 @@ def draw_tracks(image: np.ndarray, tracks, trails: dict[str, list[tuple[int, int
         cv2.rectangle(image, (x1, y1), (x2, y2), colour, thick if t.confirmed and t.seen else 1)
         if t.confirmed:
             cv2.putText(image, t.id[-6:], (x1 + 2, max(12, y2 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
+
+
+MOTION_COLOUR = (0, 215, 255)  # amber: not a detection
+
+
+def draw_motion(frame: np.ndarray, boxes: np.ndarray, ignored: np.ndarray | None = None, text: str | None = None,
+                out: np.ndarray | None = None) -> np.ndarray:
+    """Motion boxes (xyxy, source pixels) drawn thin on a copy of the BGR frame (or on `out`), the
+    area a mask ignores (bool, frame-sized) darkened, and a line of `text` at the top."""
+    out = frame.copy() if out is None else out
+    if ignored is not None and ignored.any():
+        out[ignored] = (out[ignored] * 0.4).astype(np.uint8)
+    scale = max(out.shape[:2]) / 640
+    for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
+        cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), MOTION_COLOUR, max(1, round(scale)))
+    if text:
+        cv2.putText(out, text, (round(8 * scale), round(20 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale,
+                    MOTION_COLOUR, max(1, round(scale)), cv2.LINE_AA)
+    return out

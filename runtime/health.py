@@ -58,6 +58,26 @@ class HistogramSnapshot:
 
 
 @dataclass(frozen=True)
+class MotionHealth:
+    """The motion gate: how much of the scene moves, and how much of it the model is shown."""
+
+    enabled: bool
+    state: str  # learning | watching | relearning ("" before the first frame, "off" when disabled)
+    motion_share: float | None = None  # frames with motion, over the last window_s (None: no frame yet)
+    inference_duty: float | None = None  # frames sent to the model, over the last window_s
+    active: float | None = None  # frames with motion over the last few seconds (what the budget weighs)
+    window_s: float = 60.0
+    frames: int = 0  # looked at since the start
+    moving: int = 0
+    sent_by_reason: dict[str, int] = field(default_factory=dict)  # motion, tracks, settling, keepalive, ungated
+    relearned: int = 0  # sudden global changes the background was learned anew after
+    regions: int = 0  # frames the model saw as crops around motion
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class PipelineHealth:
     model: ModelHealth
     source: SourceHealth
@@ -78,3 +98,4 @@ class PipelineHealth:
     since_inference_s: float | None = None  # None: no inference yet
     finished: bool = False  # the source ended and every frame it gave was processed
     last_error: str | None = None
+    motion: MotionHealth | None = None

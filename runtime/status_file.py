@@ -42,3 +42,22 @@ def is_fresh(status: dict[str, Any] | None, now: float | None = None) -> bool:
 def is_healthy(status: dict[str, Any], now: float | None = None) -> bool:
     """Healthy = the daemon says so, and said it within the last STALE_S seconds."""
     return bool(status.get("healthy")) and is_fresh(status, now)
+
+
+def motion_text(motion: dict[str, Any] | None) -> str:
+    """status.json's `motion` block as one phrase for people (`edgewatch status`, `edgewatch monitor`)."""
+    if not motion:
+        return "-"
+    if not motion.get("enabled"):
+        return "gate off: the model sees every frame"
+
+    def share(key: str) -> str:
+        value = motion.get(key)
+        return "-" if not isinstance(value, (int, float)) else f"{value:.1%}"
+
+    reasons = motion.get("sent_by_reason") or {}
+    why = ", ".join(f"{k} {v}" for k, v in reasons.items() if v)
+    return (f"motion in {share('motion_share')} of frames, model on {share('inference_duty')} "
+            f"(last {motion.get('window_s', 0):g} s; sent for {why or 'nothing yet'}), {motion.get('state') or 'starting'}"
+            + (f", relearned {motion['relearned']}x" if motion.get("relearned") else "")
+            + (f", {motion['regions']} frames as crops" if motion.get("regions") else ""))

@@ -112,3 +112,11 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where everything it needs is installed: {reason}"
+
+
+@pytest.fixture(scope="session")
+def vtest_background(vtest_avi):
+    """The empty street of vtest.avi: the per-pixel median of frames spread over the clip."""
+    from runtime.bench.footage import median_background
+
+    return median_background(vtest_avi)

@@ -79,6 +79,14 @@ polygon = [[0, 0.5], [0.5, 0.5], [0.5, 1]]
     assert load_text(tmp_path, '[camera]\nsource = "rtsp://cam/1"\n').camera.source == "rtsp://cam/1"
 
 
+def test_the_tracker_continues_events_on_low_scores_and_old_configs_keep_loading(tmp_path):
+    assert load_text(tmp_path, "").low_score == 0.2
+    # a config written before low_score existed, with min_score below its default, still loads
+    old = load_text(tmp_path, "[detect]\nmin_score = 0.1\n[tracker]\niou = 0.4\n")
+    assert old.low_score == 0.1 and old.tracker.iou == 0.4
+    assert load_text(tmp_path, "[tracker]\nlow_score = 0.05\n").low_score == 0.05
+
+
 @pytest.mark.parametrize("text, message", [
     ("[camera]\nfps = 0\n", "camera.fps: must be > 0, got 0"),
     ("[camera]\nfsp = 10\n", "camera.fsp: unknown key"),
@@ -92,6 +100,8 @@ polygon = [[0, 0.5], [0.5, 0.5], [0.5, 1]]
     ("[[detect.zones]]\nname = \"a\"\npolygon = [[0, 0], [1, 0]]\n", "detect.zones[0].polygon: needs at least 3 points"),
     ("[[detect.zones]]\nname = \"a\"\npolygon = [[0, 0], [1, 0], [2, 1]]\n", "detect.zones[0].polygon[2]: must be [x, y]"),
     ("[tracker]\niou = 0\n", "tracker.iou: must be > 0"),
+    ("[detect]\nmin_score = 0.3\n[tracker]\nlow_score = 0.4\n", "tracker.low_score: must be <= detect.min_score (0.3), got 0.4"),
+    ("[tracker]\nmax_missed_s = 5\nstationary_max_missed_s = 3\n", "tracker.stationary_max_missed_s: must be >= max_missed_s (5)"),
     ("[events]\nsnapshot = \"full\"\n", "events.snapshot: 'full' is not one of box, crop, none"),
     ("camera = 3\n", "camera: must be a table"),
     ("[web]\nhost = \"0.0.0.0\"\n", "web.token: is required when host is not loopback ('0.0.0.0')"),

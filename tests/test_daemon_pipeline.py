@@ -5,6 +5,7 @@ BlazeFace (MediaPipe's own file) watches a clip made from a real photo (scikit-i
 30 frames with her face drifting, then 30 without, so one event must start and end.
 """
 
+import json
 import sqlite3
 import time
 
@@ -42,7 +43,8 @@ def data_coffee(shape):
 def make_config(tmp_path, source, model, **camera):
     camera = {"as_fast_as_possible": "true", **camera}
     text = f'[camera]\nsource = "{source}"\n' + "".join(f"{k} = {v}\n" for k, v in camera.items())
-    text += f'[model]\npath = "{model}"\nthreads = 1\n[tracker]\nmax_missed_s = 0.5\n[events]\nbatch_seconds = 0.2\n'
+    # every frame to the model: these tests are about the pipeline, not the motion gate
+    text += f'[model]\npath = "{model}"\nthreads = 1\n[motion]\nenabled = false\n[tracker]\nmax_missed_s = 2.0\n[events]\nbatch_seconds = 0.2\n'
     path = tmp_path / "config.toml"
     path.write_text(text)
     return config.load(path)
@@ -195,3 +197,33 @@ def test_snapshot_modes():
     small = Frame(cv2.resize(img, (256, 256)), 2, time.monotonic(), time.time(), full=img)
     big = cv2.imdecode(np.frombuffer(snapshot.encode(small, box / 2, 0, 0.9, ["face"], "crop", 85), np.uint8), cv2.IMREAD_COLOR)
     assert abs(big.shape[1] - crop.shape[1]) <= 2
+
+
+def test_an_event_keeps_its_trajectory_and_the_zones_it_entered(tmp_path, face_clip, blazeface_bundle, capsys):
+    from runtime.cli import main
+
+    cfg = make_config(tmp_path, face_clip, blazeface_bundle)
+    # Her face (box bottom at ~40 % of the frame's height) is in "upper" only; points every 50 ms.
+    text = cfg.source_file.read_text().replace("[tracker]\n", "[tracker]\ntrajectory_interval_s = 0.05\n")
+    text += ('[[detect.zones]]\nname = "lower"\npolygon = [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]\n'
+             '[[detect.zones]]\nname = "upper"\npolygon = [[0, 0], [1, 0], [1, 0.6], [0, 0.6]]\n')
+    cfg.source_file.write_text(text)
+    cfg = config.load(cfg.source_file)
+    log = EventLog(tmp_path / "events.db", tmp_path / "snapshots", Retention(), 0.2, journal_lines=False)
+    pipe = Pipeline(cfg, load_and_test(cfg.model), log)
+    pipe.start()
+    try:
+        wait(lambda: pipe.capture.ended and pipe.slot.peek() is None)
+        time.sleep(0.3)  # the last frame's inference
+    finally:
+        pipe.stop()
+        log.close()
+    assert main(["events", "--json", "--state-dir", str(tmp_path)]) == 0
+    (event,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert event["zones"] == ["upper"] and event["stationary"] is False
+    path = event["trajectory"]
+    assert len(path) >= 3, path
+    times = [p[0] for p in path]
+    assert times[0] == 0 and times == sorted(times)
+    # the clip drifts her face 3 px right per frame: so does the path
+    assert path[-1][1] > path[0][1] + 10, path

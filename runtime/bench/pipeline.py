@@ -75,8 +75,9 @@ class _Run:
         from ..pipeline import Pipeline
         from .. import config
 
+        # the model's pipeline is measured here, not motion gating (runtime/bench/motion.py)
         data = {"camera": {"source": video, "loop": True, "as_fast_as_possible": not paced},
-                "model": {"path": model, "threads": threads}}
+                "model": {"path": model, "threads": threads}, "motion": {"enabled": False}}
         cfg = config.parse(data, "(bench)", Path.cwd())
         workdir.mkdir(parents=True, exist_ok=True)
         self.log = EventLog(workdir / "events.db", workdir / "snapshots", Retention(), 2.0, journal_lines=False)
@@ -147,7 +148,8 @@ def _memory(video: str, model: str, threads: int, frames: int, workdir: Path) ->
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "config.toml"
     cfg.write_text(f'[camera]\nsource = {json.dumps(video)}\nloop = true\nas_fast_as_possible = true\n'
-                   f'[model]\npath = {json.dumps(model)}\nthreads = {threads}\n[events]\njournal = false\n')
+                   f'[model]\npath = {json.dumps(model)}\nthreads = {threads}\n[motion]\nenabled = false\n'
+                   f'[events]\njournal = false\n')
     status = workdir / "state" / "status.json"
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", "--config", str(cfg), "--state-dir",

@@ -4,7 +4,9 @@ Init time, first invoke, invoke latency percentiles over N runs on real frames, 
 decode + NMS time per frame, peak RSS; `--cold` adds import-to-first-detection in a fresh process;
 `--variant all` measures every variant of a bundle in the same run, so their ratios are fair on a
 shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py),
-`--web` what the local page costs it (runtime/bench/web.py).
+`--motion` what motion gating saves (runtime/bench/motion.py), `--regions` whether crops around
+motion find more small people (runtime/bench/regions.py), `--tracking` the tracker (runtime/bench/tracking/), `--web` what the local page costs it
+(runtime/bench/web.py).
 """
 
 from __future__ import annotations
@@ -37,8 +39,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", action="store_true", help="benchmark the daemon's pipeline instead: vs raw invoke and a naive loop, frame age, RSS growth")
     p.add_argument("--web", action="store_true", help="benchmark the local page's cost instead: pipeline fps with live viewers and /metrics scrapes vs none")
     p.add_argument("--viewers", type=int, default=5, help="--web: live viewers in the loaded phases (default 5)")
-    p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run")
-    p.add_argument("--seconds", type=float, default=None, help="--pipeline, --web: seconds per phase")
+    p.add_argument("--motion", action="store_true",
+                   help="benchmark motion gating instead: empty/busy/empty footage from the input video, the pipeline with gating off and on")
+    p.add_argument("--regions", action="store_true",
+                   help="measure crops around motion instead: recall of small (distant) people, whole frame vs regions; "
+                        "with --motion: run the gated pipeline with regions on")
+    p.add_argument("--annotate", metavar="OUT", help="--motion: also write the light-step clip with motion boxes drawn (an AVI)")
+    p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run; --regions, --tracking: frames of the video")
+    p.add_argument("--seconds", type=float, default=None, help="--pipeline, --web: seconds per phase; --motion: seconds of each empty part (default 60)")
+    p.add_argument("--tracking", action="store_true",
+                   help="benchmark the tracker instead: TUD-Stadtmitte ground truth, events on real footage, cost; beside ByteTrack and norfair when installed")
+    p.add_argument("--seeds", type=int, default=5, help="--tracking: simulated detector seeds on the ground truth (default 5)")
+    p.add_argument("--trackers", default="edgewatch,bytetrack,norfair",
+                   help="--tracking: which trackers (default: edgewatch,bytetrack,norfair; peers run when installed)")
 
 
 def _default_model() -> str:
@@ -193,6 +206,20 @@ def run(args: argparse.Namespace) -> int:
         from ..bench.web import run_web_bench
 
         return run_web_bench(args)
+    if args.tracking:
+        from ..bench.tracking import run_tracking_bench
+
+        return run_tracking_bench(args)
+    if args.motion:
+        from ..bench.motion import run_motion_bench
+
+        return run_motion_bench(args)
+    if args.regions:
+        from ..bench.regions import run_regions_bench
+
+        return run_regions_bench(args)
+    if args.annotate:
+        raise CommandError("--annotate: goes with --motion")
     model = args.model or _default_model()
     if args.runs < 1:
         raise CommandError(f"--runs: must be >= 1, got {args.runs}")

@@ -23,6 +23,9 @@ def run(args: argparse.Namespace) -> int:
         return exitcodes.OK
     path = paths.config_path(args.config)
     cfg = config.load(path)  # SchemaError: one line naming the field, exit 2
+    from ..pipeline.gating import load_motion_mask
+
+    mask = load_motion_mask(cfg.motion, cfg.origin)  # SchemaError naming the config and the mask file
     if not args.no_model:
         from ..errors import CommandError
         from ..decoders import DecoderError
@@ -40,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         model = str(cfg.model.path)
     web = cfg.web
     page = f"page on {web.host}:{web.port}" + (" (token required)" if web.token else "") if web.enabled else "page off"
-    print(f"ok: {cfg.origin}: camera {cfg.camera.source}, model {model}, {page}"
+    motion = ("motion off" if not cfg.motion.enabled else
+              f"motion on (keep-alive {cfg.motion.keepalive_s:g} s" + (f", mask {mask.source}" if mask else "") + ")")
+    print(f"ok: {cfg.origin}: camera {cfg.camera.source}, model {model}, {motion}, {page}"
           + (", budgets set" if cfg.budget is not None else ""))
     return exitcodes.OK

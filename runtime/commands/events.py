@@ -18,7 +18,8 @@ from typing import Any
 from .. import exitcodes, paths
 from ..errors import CommandError
 
-_CSV_FIELDS = ["id", "label", "class_id", "score", "start", "end", "x1", "y1", "x2", "y2", "snapshot", "source", "model", "updated"]
+_CSV_FIELDS = ["id", "label", "class_id", "score", "start", "end", "x1", "y1", "x2", "y2", "snapshot", "source", "model", "updated",
+               "stationary", "zones"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +113,7 @@ def _writer(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
 
         def write_csv(r: dict[str, Any]) -> None:
             x1, y1, x2, y2 = r["box"]
-            out.writerow({**r, "x1": x1, "y1": y1, "x2": x2, "y2": y2})
+            out.writerow({**r, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "zones": ";".join(r["zones"])})
             sys.stdout.flush()
 
         return write_csv

@@ -126,7 +126,8 @@ def _daemon_budget(path: Path) -> dict[str, Any] | None:
         return None
     if not status_file.is_fresh(status):
         return None
-    return {"state": status.get("state"), "fps": status.get("fps"), "budget": status.get("budget") or {}}
+    return {"state": status.get("state"), "fps": status.get("fps"), "budget": status.get("budget") or {},
+            "motion": status.get("motion")}
 
 
 def _f(value: float | None, fmt: str, unit: str) -> str:
@@ -162,6 +163,9 @@ def _budget_text(daemon: dict[str, Any] | None) -> str:
     b = daemon["budget"]
     knobs = b.get("knobs") or {}
     bits = [f"daemon {daemon.get('state')} {_f(daemon.get('fps'), '.1f', ' fps')}"]
+    motion = daemon.get("motion") or {}
+    if motion.get("enabled"):
+        bits.append(f"motion {_f(motion.get('motion_share'), '.0%', '')} duty {_f(motion.get('inference_duty'), '.0%', '')}")
     power = b.get("power") or {}
     if power.get("budget_w") is not None:
         bits.append(f"power {_f(power.get('mean_w'), '.2f', '')}/{power['budget_w']:g} W {power.get('state', '')}")

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         f"rate:    {status.get('fps')} fps, invoke {status.get('invoke_ms')} ms, frame age p50 {age.get('p50')} ms p95 {age.get('p95')} ms",
         f"frames:  {frames.get('captured')} captured, {frames.get('inferred')} inferred, {frames.get('dropped')} dropped, {frames.get('errors')} errors",
         f"events:  {events.get('written')} written, {events.get('dropped')} dropped, {events.get('open')} open",
+        f"motion:  {status_file.motion_text(status.get('motion'))}",
     ]
     if status.get("budget"):
         lines.append(f"budget:  {json.dumps(status['budget'])}")

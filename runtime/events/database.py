@@ -40,6 +40,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX system_events_time ON system_events(time);
     """,
+    # 1 -> 2. What the tracker knows of each event: its path as JSON [[seconds since start, x1, y1,
+    # x2, y2], ...], the zones it entered in order (JSON list of names), whether it stood still.
+    """
+    ALTER TABLE events ADD COLUMN trajectory TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE events ADD COLUMN zones TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE events ADD COLUMN stationary INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 VERSION = len(MIGRATIONS)
 

@@ -15,7 +15,7 @@ from .database import EventLogError
 from .model import Event, SystemEvent
 from .times import iso
 
-_COLUMNS = 'id, label, class_id, score, start, "end", box, snapshot, source, model, updated'
+_COLUMNS = 'id, label, class_id, score, start, "end", box, snapshot, source, model, updated, trajectory, zones, stationary'
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +66,10 @@ class Row:
 
 
 def _row(db_dir: Path, values: tuple) -> Row:
-    event_id, label, class_id, score, start, end, box, snapshot, source, model, updated = values
+    event_id, label, class_id, score, start, end, box, snapshot, source, model, updated, trajectory, zones, stationary = values
     path = snapshots.resolve(db_dir, snapshot) if snapshot is not None else None
-    event = Event(event_id, label, class_id, score, start, end, tuple(json.loads(box)), path, source, model)
+    event = Event(event_id, label, class_id, score, start, end, tuple(json.loads(box)), path, source, model,
+                  tuple(tuple(p) for p in json.loads(trajectory)), tuple(json.loads(zones)), bool(stationary))
     return Row(event, updated)
 
 

@@ -29,8 +29,10 @@ from .model import Event, Retention, SystemEvent
 _log = logging.getLogger(__name__)
 
 UPSERT_SQL = """
-INSERT INTO events (id, label, class_id, score, start, "end", box, snapshot, snapshot_bytes, source, model, updated, rev)
-VALUES (:id, :label, :class_id, :score, :start, :end, :box, :snapshot, :snapshot_bytes, :source, :model, :updated, :rev)
+INSERT INTO events (id, label, class_id, score, start, "end", box, snapshot, snapshot_bytes, source, model, updated, rev,
+                    trajectory, zones, stationary)
+VALUES (:id, :label, :class_id, :score, :start, :end, :box, :snapshot, :snapshot_bytes, :source, :model, :updated, :rev,
+        :trajectory, :zones, :stationary)
 ON CONFLICT(id) DO UPDATE SET
     label = excluded.label,
     class_id = excluded.class_id,
@@ -43,7 +45,10 @@ ON CONFLICT(id) DO UPDATE SET
     source = excluded.source,
     model = excluded.model,
     updated = excluded.updated,
-    rev = excluded.rev
+    rev = excluded.rev,
+    trajectory = excluded.trajectory,
+    zones = excluded.zones,
+    stationary = MAX(stationary, excluded.stationary)
 """
 _INSERT_SYSTEM = "INSERT INTO system_events (kind, message, detail, time) VALUES (?, ?, ?, ?)"
 
@@ -359,7 +364,7 @@ class EventLog:
         self._journal_open[event.id] = None
         if len(self._journal_open) > _JOURNAL_OPEN_MAX:
             self._journal_open.popitem(last=False)
-        journal.emit(self._journal, {"state": "start", **event.to_dict()})
+        journal.emit(self._journal, {"state": "start", **event.to_dict(trajectory=False)})
 
     def _journal_ends(self, ended: list[Event], committed: bool) -> None:
         """A line when an event ends: as stored (best score, first start) once committed, else as given."""
@@ -372,7 +377,7 @@ class EventLog:
                 pass  # committed all the same: the line goes out as given
         for event in ended:
             self._journal_open.pop(event.id, None)
-            journal.emit(self._journal, {"state": "end", **event.to_dict()})
+            journal.emit(self._journal, {"state": "end", **event.to_dict(trajectory=False)})
 
     def _maintain(self) -> None:
         """Retention, then (after a crash or a failed batch) a sweep of unreferenced snapshot files."""
@@ -412,6 +417,9 @@ def row_values(event: Event, db_dir: Path, snapshot_bytes: int, now: float, rev:
         "model": event.model,
         "updated": now,
         "rev": rev,
+        "trajectory": json.dumps([list(p) for p in event.trajectory], separators=(",", ":")),
+        "zones": json.dumps(list(event.zones)),
+        "stationary": int(bool(event.stationary)),
     }
 
 

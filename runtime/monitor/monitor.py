@@ -163,6 +163,7 @@ class ResourceMonitor:
             under_voltage=bool(readings.throttling and readings.throttling.under_voltage),
             fps=health.fps if health else None,
             rss_mb=health.rss_mb if health and health.rss_mb is not None else readings.process.rss_mb,
+            active=health.motion.active if health and health.motion and health.motion.enabled else None,
         )
         hard: str | None = None
         for action in self.controller.step(obs):

@@ -29,10 +29,13 @@ class PipelineStats:
         # For the daemon's whole life, for /metrics (the windows above are for the recent rate).
         self._invoke_hist = Histogram(INVOKE_BOUNDS_S)
         self._age_hist = Histogram(FRAME_AGE_BOUNDS_S)
+        self._first: float | None = None
 
     def inference(self, done_mono: float, age_s: float, invoke_ms: float) -> None:
         with self._lock:
             self.inferred += 1
+            if self._first is None:
+                self._first = done_mono
             self.invoke_total_s += invoke_ms / 1e3
             self._times.append(done_mono)
             self._ages.append(age_s)
@@ -46,13 +49,19 @@ class PipelineStats:
             self.errors += 1
             self.last_error = message
 
-    def fps(self, now_mono: float, horizon_s: float = 5.0) -> float:
-        """Inferences per second over the recent window (0 when none within `horizon_s`)."""
+    def fps(self, now_mono: float, horizon_s: float = 5.0, sparse_horizon_s: float = 30.0) -> float:
+        """Inferences per second over the last `horizon_s`; over `sparse_horizon_s` when fewer than
+        three fall in the short one (a motion-gated pipeline at its keep-alive rate runs one every
+        few seconds, and that rate is real: the power model needs it, not a zero)."""
         with self._lock:
-            times = [t for t in self._times if now_mono - t <= horizon_s]
-        if len(times) < 2:
+            first = self._first
+            times = [t for t in self._times if now_mono - t <= sparse_horizon_s]
+        if first is None:
             return 0.0
-        return (len(times) - 1) / max(times[-1] - times[0], 1e-9)
+        recent = [t for t in times if now_mono - t <= horizon_s]
+        count, horizon = (len(recent), horizon_s) if len(recent) >= 3 else (len(times), sparse_horizon_s)
+        # since the first inference, when that is shorter (no more than a second's credit)
+        return count / min(horizon, max(now_mono - first, 1.0))
 
     def ages_ms(self) -> tuple[float, float]:
         """Frame age at detection over the recent window: (p50, p95) in ms."""

@@ -32,6 +32,7 @@ from ..health import PipelineHealth
 from ..interpreter import default_threads
 from ..monitor.monitor import ResourceMonitor, choose_variant
 from ..pipeline import Pipeline
+from ..pipeline.gating import load_motion_mask
 from ..pipeline.loader import load_and_test
 from ..pipeline.pipeline import model_health
 from ..web.routes import DaemonView
@@ -93,8 +94,9 @@ class Daemon:
         # UMask=0027 makes it, also when the daemon is started by hand.
         os.umask(os.umask(0o027) | 0o027)
         self.config = self.load_config()  # a bad config at start is the caller's error (exit 2)
+        load_motion_mask(self.config.motion, self.config.origin)  # and so is a bad motion mask
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        detector = load_and_test(self.config.model, variant=self._variant_for(self.config))  # so is a model that cannot serve
+        detector = load_and_test(self.config.model, variant=self._variant_for(self.config), low_score=self.config.low_score)  # so is a model that cannot serve
         ev = self.config.events
         try:
             self.events = EventLog(self.state_dir / state_paths.EVENTS_DB, self.state_dir / state_paths.SNAPSHOTS,
@@ -182,7 +184,8 @@ class Daemon:
         serving = self.pipeline.detector
         try:
             config = self.load_config()
-            detector = load_and_test(config.model, variant=self._variant_for(config), frame=self.pipeline.test_frame())
+            detector = load_and_test(config.model, variant=self._variant_for(config), frame=self.pipeline.test_frame(),
+                                     low_score=config.low_score)
             if not self.pipeline.reconfigure(config, detector, timeout=ADOPT_TIMEOUT_S):
                 raise TimeoutError(f"the new model was not in service within {ADOPT_TIMEOUT_S:g} s")
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running config and model
@@ -297,6 +300,8 @@ class Daemon:
         if h.paused:
             return "paused"
         stall = STALL_S + (1.0 / h.rate_limit if h.rate_limit else 0.0)
+        if h.motion is not None and h.motion.enabled:
+            stall += self.config.motion.keepalive_s  # nothing moving: one inference per keep-alive is normal
         if (h.source.state != "streaming" or h.since_inference_s is None or h.since_inference_s > stall
                 or self.events.stats.get("failing")):
             return "degraded"
@@ -327,13 +332,17 @@ class Daemon:
             "frame_age_ms": {"p50": h.frame_age_ms[0], "p95": h.frame_age_ms[1]},
             "invoke_ms": h.invoke_ms,
             "rate_limit_fps": h.rate_limit,
+            "motion": h.motion.as_dict() if h.motion is not None else None,
             "config": self.config.origin,
             "web": self.web.info() if self.web is not None else None,
         }
 
     def _status_line(self, s: dict) -> str:
         f = s["frames"]
-        return (f"{s['state']}: {s['fps']:.1f} fps, {f['inferred']} inferred, {f['dropped']} dropped, "
+        m = s.get("motion") or {}
+        gate = (f", motion {m['motion_share']:.0%}, duty {m['inference_duty']:.0%}"
+                if m.get("enabled") and m.get("motion_share") is not None else "")
+        return (f"{s['state']}: {s['fps']:.1f} fps, {f['inferred']} inferred, {f['dropped']} dropped{gate}, "
                 f"{s['events']['written']} events, camera {s['source']['state']}")
 
     def _publish(self, state: str | None, health: PipelineHealth | None = None) -> None:
