@@ -1,6 +1,9 @@
-"""Drawing detections onto a frame: for `detect --annotate` and the daemon's event snapshots."""
+"""Drawing onto frames: detections for `detect --annotate` and the daemon's event snapshots, and
+tracks with their recent path for the live view."""
 
 from __future__ import annotations
+
+import zlib
 
 import cv2
 import numpy as np
@@ -28,6 +31,22 @@ def draw_detections(frame: np.ndarray, det: Detections, labels: list[str] | None
             for kx, ky in det.keypoints[i]:
                 cv2.circle(out, (int(round(kx)), int(round(ky))), thick + 1, colour, -1)
     return out
+
+
+def draw_tracks(image: np.ndarray, tracks, trails: dict[str, list[tuple[int, int]]], scale: float = 1.0) -> None:
+    """Draw, in place, each track's box (solid once it is an event, thin while tentative or unseen
+    in this frame), its short id, and its trail of recent bottom centres. `tracks`: objects with
+    id, class_id, box (xyxy in source pixels, multiplied by `scale` here), confirmed, seen."""
+    thick = max(1, round(2 * max(image.shape[:2]) / 640))
+    for t in tracks:
+        colour = _PALETTE[zlib.crc32(t.id.encode()) % len(_PALETTE)]
+        trail = trails.get(t.id, [])
+        if len(trail) > 1:
+            cv2.polylines(image, [np.array(trail, np.int32)], False, colour, thick, cv2.LINE_AA)
+        x1, y1, x2, y2 = (int(round(v * scale)) for v in t.box)
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, thick if t.confirmed and t.seen else 1)
+        if t.confirmed:
+            cv2.putText(image, t.id[-6:], (x1 + 2, max(12, y2 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
 
 
 MOTION_COLOUR = (0, 215, 255)  # amber: not a detection

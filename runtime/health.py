@@ -44,6 +44,20 @@ class FrameCounts:
 
 
 @dataclass(frozen=True)
+class HistogramSnapshot:
+    """Cumulative counts since start, Prometheus-style: `cumulative[i]` observations were <=
+    `bounds[i]`; the last, one longer than the bounds, counts them all (+Inf)."""
+
+    bounds: tuple[float, ...] = ()
+    cumulative: tuple[int, ...] = (0,)
+    sum: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return self.cumulative[-1]
+
+
+@dataclass(frozen=True)
 class MotionHealth:
     """The motion gate: how much of the scene moves, and how much of it the model is shown."""
 
@@ -71,6 +85,8 @@ class PipelineHealth:
     fps: float = 0.0  # inferences per second, over the last few seconds
     invoke_ms: float = 0.0  # smoothed
     frame_age_ms: tuple[float, float] = (0.0, 0.0)  # capture to detections, p50 and p95
+    invoke_seconds: HistogramSnapshot = field(default_factory=HistogramSnapshot)  # since start, for /metrics
+    frame_age_seconds: HistogramSnapshot = field(default_factory=HistogramSnapshot)
     cpu_percent: float | None = None  # this process, 100 = one core
     rss_mb: float | None = None
     open_events: int = 0

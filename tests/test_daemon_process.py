@@ -335,7 +335,8 @@ def test_full_disk_detection_goes_on_and_writing_resumes(tmp_path, small_fs, cli
         assert s["frames"]["inferred"] > counts[-1] - 1
         code, _ = d.terminate()
         assert code == 0, d.log()
-        assert "cannot write" in d.log()
+        # said in the log: the status file or the event log could not write, or held snapshots back
+        assert any(m in d.log() for m in ("cannot write", "disk full", "snapshots wait")), d.log()
     finally:
         d.close()
 

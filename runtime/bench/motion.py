@@ -77,7 +77,8 @@ class _Run:
         from ..pipeline.loader import load_and_test
 
         self.name, self.parts, self.workdir = name, parts, workdir
-        data = {"camera": {"source": str(clip)}, "model": {"path": model, **({"threads": threads} if threads else {})},
+        # A stall reading the clip is the machine's, not a camera's: reopening it would replay it from the start.
+        data = {"camera": {"source": str(clip), "read_timeout_s": 600.0}, "model": {"path": model, **({"threads": threads} if threads else {})},
                 "motion": {"enabled": motion, "regions": regions}, "events": {"journal": False}}
         self.config = config.parse(data, f"(bench {name})", Path.cwd())
         workdir.mkdir(parents=True, exist_ok=True)

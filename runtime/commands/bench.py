@@ -5,7 +5,8 @@ decode + NMS time per frame, peak RSS; `--cold` adds import-to-first-detection i
 `--variant all` measures every variant of a bundle in the same run, so their ratios are fair on a
 shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py),
 `--motion` what motion gating saves (runtime/bench/motion.py), `--regions` whether crops around
-motion find more small people (runtime/bench/regions.py), `--tracking` the tracker (runtime/bench/tracking/).
+motion find more small people (runtime/bench/regions.py), `--tracking` the tracker (runtime/bench/tracking/), `--web` what the local page costs it
+(runtime/bench/web.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cold", action="store_true", help="also measure import-to-first-detection in a fresh process")
     p.add_argument("--json", action="store_true", help="one JSON object per measurement")
     p.add_argument("--pipeline", action="store_true", help="benchmark the daemon's pipeline instead: vs raw invoke and a naive loop, frame age, RSS growth")
+    p.add_argument("--web", action="store_true", help="benchmark the local page's cost instead: pipeline fps with live viewers and /metrics scrapes vs none")
+    p.add_argument("--viewers", type=number(integer=True, ge=1, le=100), default=5, help="--web: live viewers in the loaded phases (default 5)")
     p.add_argument("--motion", action="store_true",
                    help="benchmark motion gating instead: empty/busy/empty footage from the input video, the pipeline with gating off and on")
     p.add_argument("--regions", action="store_true",
@@ -53,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=number(integer=True, ge=1, le=10_000_000), default=None,
                    help="--pipeline: frames for the long RSS run; --regions, --tracking: frames of the video")
     p.add_argument("--seconds", type=number(gt=0, le=86_400), default=None,
-                   help="--pipeline: seconds per phase; --motion: seconds of each empty part (default 60)")
+                   help="--pipeline, --web: seconds per phase; --motion: seconds of each empty part (default 60)")
     p.add_argument("--soak", metavar="DURATION", help="the daemon's RSS over DURATION (30m, 1h) at full speed: growth per hour")
     p.add_argument("--plot", metavar="PNG", help="--soak: draw the RSS curve (needs matplotlib)")
 
@@ -211,6 +214,10 @@ def run(args: argparse.Namespace) -> int:
         from ..bench.soak import run_soak
 
         return run_soak(args)
+    if args.web:
+        from ..bench.web import run_web_bench
+
+        return run_web_bench(args)
     if args.tracking:
         from ..bench.tracking import run_tracking_bench
 

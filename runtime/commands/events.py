@@ -66,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     for row in rows:
-        emit(_record(row))
+        emit(row.to_dict())
     if not args.follow:
         return exitcodes.OK
     try:
         for row in query.follow(lambda: database.connect_readonly(db), db.parent, where, rev):
-            emit(_record(row))
+            emit(row.to_dict())
     except KeyboardInterrupt:  # the normal way to stop following
         return exitcodes.OK
     return exitcodes.OK
@@ -96,21 +96,12 @@ def _database(args: argparse.Namespace) -> tuple[Path, bool]:
 
 
 def _limit(text: str | None) -> int | None:
-    if text is None:
-        return None
+    from ..events.query import parse_limit
+
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise CommandError(f"--limit: {text!r} is not a positive whole number")
-    return value
-
-
-def _record(row: Any) -> dict[str, Any]:
-    from ..events.times import iso
-
-    return {**row.event.to_dict(), "updated": iso(row.updated)}
+        return parse_limit(text)
+    except ValueError as exc:
+        raise CommandError(f"--limit: {exc}") from None
 
 
 def _writer(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:

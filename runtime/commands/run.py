@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as-fast-as-possible", action="store_true",
                    help="video files: do not pace playback at the file's frame rate")
     p.add_argument("--duration", type=number(gt=0, le=10 * 365 * 86_400), metavar="SECONDS", help="stop cleanly after this many seconds")
+    p.add_argument("--web-port", type=number(integer=True, ge=0, le=65535), metavar="PORT",
+                   help="override web.port (0: any free port; `edgewatch status` says which)")
 
 
 def _overrides(args: argparse.Namespace):
@@ -37,7 +39,8 @@ def _overrides(args: argparse.Namespace):
             camera = dataclasses.replace(camera, as_fast_as_possible=True)
         if args.model is not None:
             model = dataclasses.replace(model, path=Path(args.model).resolve())
-        return dataclasses.replace(config, camera=camera, model=model)
+        web = config.web if args.web_port is None else dataclasses.replace(config.web, port=args.web_port)
+        return dataclasses.replace(config, camera=camera, model=model, web=web)
 
     return apply
 

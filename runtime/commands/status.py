@@ -11,8 +11,10 @@ import json
 import os
 import sys
 import time
+from urllib.parse import urlsplit
 
 from .. import exitcodes
+from ..config import is_loopback
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +37,18 @@ def _storage(status: dict) -> str:
 def _age(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _page(web: object) -> str:
+    if not isinstance(web, dict) or not isinstance(web.get("url"), str):
+        return "off (or not listening: see the daemon's log)"
+    url = urlsplit(web["url"])
+    note = f", {web.get('viewers', 0)} watching the live view" if web.get("viewers") else ""
+    if url.hostname and is_loopback(url.hostname):
+        # Loopback only: from another machine the way in is an ssh tunnel to this one.
+        host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+        return f"{web['url']}{note} (from a laptop: ssh -L {url.port}:{host}:{url.port} THIS-BOARD, then http://localhost:{url.port}/)"
+    return f"{web['url']}{note}" + (" (token required)" if web.get("token") else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     if status.get("budget"):
         lines.append(f"budget:  {json.dumps(status['budget'])}")
+    lines.append(f"page:    {_page(status.get('web'))}")
     if status.get("last_error"):
         lines.append(f"error:   {status['last_error']}")
     return _print("\n".join(lines), code)

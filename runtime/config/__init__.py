@@ -24,14 +24,16 @@ from .sections import (
     ModelConfig,
     MotionConfig,
     TrackerConfig,
+    WebConfig,
     Zone,
     classify_source,
+    is_loopback,
     resolve_source,
 )
 
 __all__ = ["Budgets", "CameraConfig", "Config", "DetectConfig", "EventsConfig", "ModelConfig", "MotionConfig", "SchemaError",
-           "TrackerConfig", "Zone", "classify_source", "embedded_default", "example_text", "load", "parse",
-           "resolve_source"]
+           "TrackerConfig", "WebConfig", "Zone", "classify_source", "embedded_default", "example_text", "is_loopback",
+           "load", "parse", "resolve_source"]
 
 EMBEDDED = "(embedded default)"
 
@@ -44,6 +46,8 @@ SECTIONS: tuple[tuple[str, type, str, bool], ...] = (
                              "and a few more while tracks are alive or nothing moves.", False),
     ("tracker", TrackerConfig, "Detections become tracks, tracks become events.", False),
     ("events", EventsConfig, "The local event log (SQLite + snapshots) and its retention.", False),
+    ("web", WebConfig, "The local page (runtime/web). On loopback only: from a laptop, `ssh -L 8090:127.0.0.1:8090 BOARD`,\n"
+                       "then open http://localhost:8090/.", False),
     ("budget", Budgets, "Resource budgets (runtime/monitor): with no [budget] section nothing is enforced.", True),
 )
 
@@ -57,6 +61,7 @@ class Config:
     motion: MotionConfig = field(default_factory=MotionConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     budget: Budgets | None = None  # None: no [budget] section, nothing enforced
 
     @property

@@ -3,6 +3,8 @@ bounds `config check` enforces and deploy/config.example.toml all follow from th
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,6 +231,62 @@ class EventsConfig:
     snapshot_quality: int = key(85, "JPEG quality", ge=1, le=100)
     update_interval_s: float = key(5.0, "an open event (and its best snapshot) is rewritten at most this often", gt=0, le=3600)
     journal: bool = key(True, "one JSON line per event start and end on stderr (the journal)")
+
+
+# -- [web] -------------------------------------------------------------------------------------------
+
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,256}")
+
+
+def is_loopback(host: str) -> bool:
+    """A loopback IP literal (127.0.0.0/8, ::1, bracketed or not) or a loopback name."""
+    host = host.strip().lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _host(t: Table, name: str, ctx: Context) -> str:
+    host = t.str(name, "127.0.0.1")
+    if not is_loopback(host):
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            raise t.error(name, f"must be an IP address (127.0.0.1, ::1, 0.0.0.0, the board's own) or localhost, got {host!r}") from None
+    return host
+
+
+def _token(t: Table, name: str, ctx: Context) -> str | None:
+    token = t.str(name, None)
+    if token is not None and not TOKEN.fullmatch(token):
+        raise t.error(name, "must be 16 to 256 characters of A-Z a-z 0-9 . _ ~ - (e.g. from: openssl rand -hex 16)")
+    return token
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = key(True, "the local page: live view, events, figures, /metrics")
+    host: str = key("127.0.0.1", "where it listens; another address than loopback only with a token", kind=str, parse=_host)
+    port: int = key(8090, "0: any free port (`edgewatch status` says which)", ge=0, le=65535)
+    token: str | None = key(None, "needed off loopback; then asked of every request", kind=str, parse=_token, example="",
+                            notes=("16+ characters (openssl rand -hex 16). A browser opens /?token=... once and keeps it as a",
+                                   "cookie; scripts and Prometheus send `Authorization: Bearer ...`."))
+    max_viewers: int = key(5, "live viewers at once; more are told it is busy", ge=1, le=50)
+    live_fps: float = key(5.0, "live view pictures a second, at most (drawn only while someone watches)", gt=0, le=30)
+    live_width: int = key(640, "live view width in pixels, at most", ge=160, le=3840)
+    timeout_s: float = key(10.0, "a request must arrive, and each write complete, within this", gt=0, le=300)
+
+    def check(self, t: Table) -> None:
+        if self.token is None and not is_loopback(self.host):
+            raise t.error("token", f"is required when host is not loopback ({self.host!r}): the page shows the camera")
+
+    def __repr__(self) -> str:  # never the token, in a log line or a traceback
+        shown = {k: v for k, v in self.__dict__.items() if k != "token"}
+        return f"WebConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())}, token={'set' if self.token else None})"
 
 
 # -- [budget] ----------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from ..tracking import Track, Tracker, TrackerParams, TrackUpdate
 from . import snapshot
 from .filters import DetectionFilter, Zones
 from .gating import FrameGate
+from .live import LiveFeed
 from .loader import load_and_test
 from .stats import PipelineStats
 
@@ -95,6 +96,7 @@ class Pipeline:
         self._prepared: LatestSlot[_Prepared] = LatestSlot()
         self._buffers: tuple[Detector, list[np.ndarray]] | None = None  # two input tensors, used in turn
         self.stats = PipelineStats()
+        self.live = LiveFeed()  # filled only while someone watches (the web page's live view)
         self.tracker = Tracker(tracker_params(config))
         self.detector = detector
         self.filter = DetectionFilter(config.detect, detector.labels, config.low_score)
@@ -277,9 +279,11 @@ class Pipeline:
         self._last_frame = frame
         self.first_inference.set()
         h, w = frame.image.shape[:2]
-        updates = self.tracker.update(self.filter(det, w, h), frame.monotonic, frame.wall, (w, h))
+        kept = self.filter(det, w, h)
+        updates = self.tracker.update(kept, frame.monotonic, frame.wall, (w, h))
         self._dispatch(updates, frame)
         self._note_sightings(frame, w, h)
+        self.live.publish(frame, kept, self.tracker.tracks, detector.labels)
 
     # -- what the pipeline reports ------------------------------------------------------------------
 
@@ -289,6 +293,7 @@ class Pipeline:
         det, capture, stats = self.detector, self.capture, self.stats
         last = stats.last_inference()
         p50, p95 = stats.ages_ms()
+        invoke_hist, age_hist = stats.histograms()
         return PipelineHealth(
             model=model_health(det),
             source=SourceHealth(name=self.config.camera.label, state=capture.state, description=capture.describe,
@@ -298,6 +303,8 @@ class Pipeline:
             fps=round(stats.fps(now), 2),
             invoke_ms=round(stats.invoke_ms, 2),
             frame_age_ms=(p50, p95),
+            invoke_seconds=invoke_hist,
+            frame_age_seconds=age_hist,
             cpu_percent=round(self.cpu_percent(), 1),
             rss_mb=round(self._proc.memory_info().rss / 2**20, 1),
             open_events=self.tracker.open_events,

@@ -10,6 +10,9 @@ from collections import deque
 
 import numpy as np
 
+from ..health import HistogramSnapshot
+from .histogram import FRAME_AGE_BOUNDS_S, INVOKE_BOUNDS_S, Histogram
+
 WINDOW = 256  # inferences kept for the rate and age figures
 
 
@@ -23,6 +26,9 @@ class PipelineStats:
         self.invoke_total_s = 0.0  # time spent in invoke, all told: pipeline fps x this = model busy share
         self._times: deque[float] = deque(maxlen=WINDOW)
         self._ages: deque[float] = deque(maxlen=WINDOW)
+        # For the daemon's whole life, for /metrics (the windows above are for the recent rate).
+        self._invoke_hist = Histogram(INVOKE_BOUNDS_S)
+        self._age_hist = Histogram(FRAME_AGE_BOUNDS_S)
         self._first: float | None = None
 
     def inference(self, done_mono: float, age_s: float, invoke_ms: float) -> None:
@@ -33,6 +39,8 @@ class PipelineStats:
             self.invoke_total_s += invoke_ms / 1e3
             self._times.append(done_mono)
             self._ages.append(age_s)
+            self._invoke_hist.observe(invoke_ms / 1e3)
+            self._age_hist.observe(age_s)
             # A light smoothing: one slow invoke should not swing the monitor's decisions.
             self.invoke_ms = invoke_ms if self.inferred == 1 else 0.8 * self.invoke_ms + 0.2 * invoke_ms
 
@@ -62,6 +70,11 @@ class PipelineStats:
         if not len(ages):
             return 0.0, 0.0
         return round(float(np.percentile(ages, 50)), 1), round(float(np.percentile(ages, 95)), 1)
+
+    def histograms(self) -> tuple[HistogramSnapshot, HistogramSnapshot]:
+        """Invoke time and frame age (s), cumulative since start."""
+        with self._lock:
+            return self._invoke_hist.snapshot(), self._age_hist.snapshot()
 
     def last_inference(self) -> float | None:
         with self._lock:

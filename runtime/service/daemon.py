@@ -36,6 +36,8 @@ from ..pipeline.gating import load_motion_mask
 from ..pipeline.loader import load_and_test
 from ..pipeline.pipeline import model_health
 from ..state_lock import StateLock
+from ..web.routes import DaemonView
+from ..web.server import WebServer
 from .notify import Notifier, WatchdogFeeder
 from .wakeup import Wakeup
 
@@ -67,6 +69,8 @@ class Daemon:
         self.monitor: ResourceMonitor | None = None
         self._monitor_thread: threading.Thread | None = None
         self.left_busy = False  # an inference was still running at exit: leave without tearing it down
+        self.web: WebServer | None = None
+        self._last_status: dict | None = None  # what status.json holds: the page reads it too
 
     def load_config(self) -> Config:
         return self.overrides(config_mod.load(self.config_path))
@@ -111,6 +115,7 @@ class Daemon:
         self.pipeline = Pipeline(self.config, detector, self.events)
         self._set_budgets(self.config.budget)
         self.pipeline.start()
+        self._start_web(self.config.web)
         log.info("running %s (%s) on %s; state in %s", detector.bundle.name, detector.variant.name,
                  self.config.camera.source, self.state_dir)
         self.events.record_system("started", f"edgewatch started ({self.config.origin})",
@@ -167,6 +172,7 @@ class Daemon:
         self.notifier.stopping()
         self._publish("stopping")
         self._stop.set()
+        self._stop_web()
         if self._monitor_thread is not None:
             self._monitor_thread.join(1.0)
         try:
@@ -209,6 +215,9 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - the new model serves; only the budgets are off
             log.error("resource monitor not reloaded: %s", one_line(exc))
             self.last_error = f"resource monitor: {one_line(exc)}"
+        if config.web != old.web:
+            self._stop_web()
+            self._start_web(config.web)
         message = f"reloaded: {detector.bundle.name} ({detector.variant.name}) from {config.origin}"
         log.info("%s", message)
         self.events.record_system("reload", message, {"model": model_health(detector).as_dict(), "config": config.origin})
@@ -271,6 +280,30 @@ class Daemon:
                     log.exception("resource monitor tick failed")
             self._stop.wait(1.0)
 
+    # -- the local page --------------------------------------------------------------------------------
+
+    def _start_web(self, web) -> None:
+        """Serve the page; a port that cannot be had is logged, never a reason to stop detecting."""
+        if not web.enabled:
+            return
+        view = DaemonView(status=lambda: self._last_status, health=self.pipeline.health, feed=self.pipeline.live,
+                          events_db=self.state_dir / state_paths.EVENTS_DB, snapshots_dir=self.state_dir / state_paths.SNAPSHOTS)
+        server = WebServer(view, host=web.host, port=web.port, token=web.token, max_viewers=web.max_viewers,
+                           live_fps=web.live_fps, live_width=web.live_width, timeout_s=web.timeout_s)
+        try:
+            server.start()
+        except OSError as exc:
+            message = f"web page not started: cannot listen on {web.host}:{web.port} ({exc.strerror or exc})"
+            log.error("%s", message)
+            self.last_error = message
+            return
+        self.web = server
+
+    def _stop_web(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
+
     # -- status -----------------------------------------------------------------------------------------
 
     def _state(self, h: PipelineHealth) -> str:
@@ -313,6 +346,7 @@ class Daemon:
             "rate_limit_fps": h.rate_limit,
             "motion": h.motion.as_dict() if h.motion is not None else None,
             "config": self.config.origin,
+            "web": self.web.info() if self.web is not None else None,
         }
 
     def _status_line(self, s: dict) -> str:
@@ -329,6 +363,7 @@ class Daemon:
         except Exception:  # noqa: BLE001
             log.exception("building the status failed")
             return
+        self._last_status = status
         self.notifier.status(self._status_line(status))
         try:
             status_file.write(self.status_path, status)
