@@ -199,7 +199,8 @@ def test_sighup_reload_good_then_bad_keeps_serving(tmp_path, clip, blazeface_bun
         code, took = d.terminate()
         assert code == 0 and took < STOP_TIMEOUT_S
         db = sqlite3.connect(d.state / "events.db")
-        kinds = [k for (k,) in db.execute("SELECT kind FROM system_events ORDER BY id")]
+        # (a loaded machine may add a camera loss and recovery in between: not what is tested here)
+        kinds = [k for (k,) in db.execute("SELECT kind FROM system_events ORDER BY id") if not k.startswith("source_")]
         assert kinds == ["started", "reload", "reload_failed", "reload_failed"], kinds
     finally:
         d.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from conftest import WAIT_S
 from runtime.events import Event, EventLog, Retention
 from runtime.events.retention import used_bytes
 
@@ -22,7 +23,7 @@ def jpeg(astronaut_bgr) -> bytes:
     return data.tobytes()
 
 
-def _wait(predicate, timeout: float = 10.0) -> bool:
+def _wait(predicate, timeout: float = WAIT_S) -> bool:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -44,7 +44,7 @@ def replay(pipe: Pipeline, images, t0: float = 0.0, seq0: int = 0) -> list[bool]
 
 def finish(pipe: Pipeline, log: EventLog, db) -> list[dict]:
     pipe.close_events()
-    assert log.flush(timeout=120.0)  # a loaded machine writes late, never never
+    assert log.flush(timeout=120.0)  # a loaded machine writes late, not never
     return read_events(db)
 
 
