@@ -12,6 +12,7 @@ motion find more small people (runtime/bench/regions.py), `--tracking` the track
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import resource
 import subprocess
@@ -202,34 +203,25 @@ def _print_table(rows: list[dict]) -> None:
         )
 
 
+# Benchmarks of something other than one model: (flag, module under runtime/bench, its runner).
+# Imported only when asked for, so `bench MODEL` does not load them.
+_OTHER_BENCHES = (
+    ("pipeline", "pipeline", "run_pipeline_bench"),
+    ("soak", "soak", "run_soak"),
+    ("web", "web", "run_web_bench"),
+    ("tracking", "tracking", "run_tracking_bench"),
+    ("motion", "motion", "run_motion_bench"),
+    ("regions", "regions", "run_regions_bench"),
+)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import CommandError
     from ..interpreter import default_threads
 
-    if args.pipeline:
-        from ..bench.pipeline import run_pipeline_bench
-
-        return run_pipeline_bench(args)
-    if args.soak:
-        from ..bench.soak import run_soak
-
-        return run_soak(args)
-    if args.web:
-        from ..bench.web import run_web_bench
-
-        return run_web_bench(args)
-    if args.tracking:
-        from ..bench.tracking import run_tracking_bench
-
-        return run_tracking_bench(args)
-    if args.motion:
-        from ..bench.motion import run_motion_bench
-
-        return run_motion_bench(args)
-    if args.regions:
-        from ..bench.regions import run_regions_bench
-
-        return run_regions_bench(args)
+    for flag, module, runner in _OTHER_BENCHES:
+        if getattr(args, flag):
+            return getattr(importlib.import_module(f"..bench.{module}", __package__), runner)(args)
     if args.annotate:
         raise CommandError("--annotate: goes with --motion")
     model = args.model or _default_model()
