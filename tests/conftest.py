@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import arm64_early
+
 REPO = Path(__file__).resolve().parents[1]
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 # How long a test waits for a condition before it fails. Tests wait on conditions, never on the
@@ -103,6 +105,23 @@ def blazeface_bundle(tmp_path, blazeface_tflite) -> Path:
     shutil.copy(blazeface_tflite, folder / "model.tflite")
     (folder / "model.json").write_text(json.dumps(BLAZEFACE_MANIFEST, indent=2))
     return folder
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The arm64 test last: it only waits for the check that starts when collection ends."""
+    items.sort(key=lambda item: item.get_closest_marker("arm64") is not None)  # stable: the rest keep their order
+
+
+def pytest_collection_finish(session):
+    if (any(item.get_closest_marker("arm64") for item in session.items) and not session.config.option.collectonly
+            and arm64_early.missing() is None):
+        session.config.stash[arm64_early.RUNNING] = arm64_early.start()
+
+
+def pytest_unconfigure(config):
+    running = config.stash.get(arm64_early.RUNNING, None)
+    if running is not None:
+        arm64_early.stop(running)
 
 
 @pytest.hookimpl(hookwrapper=True)

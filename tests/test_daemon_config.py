@@ -12,6 +12,8 @@ from runtime.table import SchemaError
 from runtime import config
 from runtime.config.keys import keys
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "deploy" / "config.example.toml"
 

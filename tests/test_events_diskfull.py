@@ -19,6 +19,8 @@ import pytest
 
 from runtime.events import Event, EventLog, Retention
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 
 @pytest.fixture
 def small_disk():

@@ -20,6 +20,8 @@ from conftest import WAIT_S
 from runtime.events import Event, EventLog, EventLogError, Retention
 from runtime.events import database
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

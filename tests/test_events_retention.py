@@ -15,6 +15,8 @@ from conftest import WAIT_S
 from runtime.events import Event, EventLog, Retention
 from runtime.events.retention import used_bytes
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 
 @pytest.fixture
 def jpeg(astronaut_bgr) -> bytes:

@@ -40,6 +40,7 @@ def test_noisy_empty_scene_with_slow_light_shows_no_motion(vtest_background):
     assert max(m.gain for m in seen) > 1.03 and min(m.gain for m in seen) < 0.97  # the light changed faster than the background learns
 
 
+@pytest.mark.board  # the detector's numbers on arm64's OpenCV; the long scenes run on x86 only
 def test_walkers_are_motion_from_their_first_frame(vtest_background, walkers):
     scene = EmptyScene(vtest_background, light=lambda t: 1.0, seed=2)
     detector = MotionDetector(MotionConfig())
@@ -71,6 +72,7 @@ def test_a_light_step_fires_for_at_most_a_few_frames(vtest_background, factor):
     assert seen[-1].state == "watching"
 
 
+@pytest.mark.board  # the detector's numbers on arm64's OpenCV; the long scenes run on x86 only
 def test_a_change_the_gain_cannot_explain_is_relearned_not_reported(vtest_background, walkers):
     # lights that change the scene unevenly (a gamma change: dark parts brighten more than
     # bright ones): most pixels change at once, the model starts again and reports nothing
@@ -137,6 +139,7 @@ def test_motion_in_the_masked_region_is_ignored(vtest_background, walkers, kind,
             assert all((m.boxes[:, 0] < w / 2).all() for m in seen)
 
 
+@pytest.mark.board  # the detector's numbers on arm64's OpenCV; the long scenes run on x86 only
 def test_a_new_frame_size_starts_a_new_model(vtest_background):
     detector = MotionDetector(MotionConfig())
     scene = EmptyScene(vtest_background, light=lambda t: 1.0, seed=7)

@@ -9,6 +9,8 @@ from runtime.detections import Detections
 from runtime.motion import Gate, GateStats, Motion
 from runtime.motion.regions import merge, plan_regions
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 FPS = 10.0
 STILL = Motion(np.zeros((0, 4), np.float32), 0.0, "watching")
 MOVING = Motion(np.array([[10, 10, 50, 90]], np.float32), 0.01, "watching")

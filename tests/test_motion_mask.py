@@ -10,6 +10,8 @@ import pytest
 
 from runtime.motion import MaskError, load_mask
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 
 def test_an_image_mask_at_any_size_ignores_its_black_part(tmp_path, opencv_data):
     mask = np.full((300, 400), 255, np.uint8)

@@ -8,6 +8,8 @@ import pytest
 from runtime.interpreter import BACKENDS, Model, ModelError, load_backend
 from conftest import WAIT_S
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 
 def test_backend_is_the_first_installed_in_order_of_preference():
     import importlib.util

@@ -16,6 +16,8 @@ from runtime.interpreter import Model
 
 from tflite_edit import output_indices, rename_tensor, reorder_outputs
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 VARIANT = "model-int8-postprocess.tflite"
 
 

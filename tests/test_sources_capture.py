@@ -20,6 +20,8 @@ from runtime.config import classify_source as classify
 from runtime.sources.opencv import OpenCVSource
 from runtime.sources.slot import LatestSlot
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, vtest_avi):

@@ -12,6 +12,8 @@ from runtime.tracking import Tracker, TrackerParams
 from runtime.tracking.assignment import match
 from runtime.tracking.trajectory import Trajectory
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 
 @pytest.fixture(scope="module")
 def tud():
