@@ -9,7 +9,7 @@ import pytest
 
 from runtime import config as config_mod
 from runtime.bench.footage import EmptyScene, read_frames, slow_light
-from runtime.bench.motion import match_events, read_events
+from runtime.bench.motion import RunResult, Sample, match_events, read_events
 from runtime.events import EventLog, Retention
 from runtime.pipeline import Pipeline
 from runtime.pipeline.loader import load_and_test
@@ -77,7 +77,9 @@ def test_walkers_start_events_within_two_frames_of_the_ungated_pipeline(make_pip
         runs[name] = (finish(pipe, log, db), sum(sent[:20]), sum(sent[20:]))
     reference, gated = runs["ungated"][0], runs["gated"][0]
     assert len(reference) >= 4
-    pairs, missed = match_events(reference, T0, gated, T0)
+    # the replayed frames' timestamps are the clip's time: frame k at T0 + k / FPS
+    clock = [Sample(T0, 0, 0, 0.0), Sample(T0 + 65 / FPS, 65, 0, 0.0)]
+    pairs, missed = match_events(RunResult("ungated", [], reference, clock, None), RunResult("gated", [], gated, clock, None))
     assert not missed, (missed, gated)
     for ev, g in pairs:
         assert g["start"] - ev["start"] <= 2 / FPS + 1e-6, (ev, g)
@@ -113,3 +115,18 @@ def test_a_person_standing_still_stays_tracked(make_pipeline, vtest_background, 
     still = sent[50:115]  # absorbed into the background by 2 + 2 s, still there until 12 s
     assert 0 < sum(still) <= len(still) / (0.5 * FPS) + 2  # one frame per track_refresh_s, not every frame
     assert pipe.health().motion.sent_by_reason["tracks"] >= 12
+
+
+def test_two_runs_of_one_walk_match_by_path_whatever_box_each_stored():
+    # one person walking 100 px right over 10 s, seen by two runs that stored their box at
+    # different moments (IoU 0 between the stored boxes); and someone else, 200 px below
+    clock = [Sample(T0, 0, 0, 0.0), Sample(T0 + 20.0, 200, 0, 0.0)]
+    walk = [[s, 10.0 * s, 0.0, 10.0 * s + 30.0, 60.0] for s in range(11)]
+    a = {"label": "person", "start": T0, "end": T0 + 10, "box": walk[0][1:], "trajectory": walk}
+    b = {"label": "person", "start": T0 + 0.1, "end": T0 + 10, "box": walk[-1][1:],
+         "trajectory": [[p[0] - 0.1] + p[1:] for p in walk[1:]]}
+    other = {**b, "box": [0.0, 200.0, 30.0, 260.0], "trajectory": [[p[0], p[1], p[2] + 200, p[3], p[4] + 200] for p in b["trajectory"]]}
+    reference, gated = RunResult("a", [], [a], clock, None), RunResult("b", [], [other, b], clock, None)
+    pairs, missed = match_events(reference, gated)
+    assert not missed and pairs[0][1] is b
+    assert match_events(reference, RunResult("c", [], [other], clock, None)) == ([], [a])

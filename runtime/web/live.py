@@ -23,7 +23,7 @@ from ..pipeline.live import LiveFeed, LiveFrame
 
 log = logging.getLogger("edgewatch.web")
 
-POLL_S = 0.05  # how often a waiting viewer looks for a newer frame (the pipeline never signals)
+POLL_S = 0.05  # how often the polling viewer looks for a newer frame (the pipeline never signals)
 TRAIL_POINTS = 24  # recent positions drawn behind each track
 
 
@@ -47,6 +47,9 @@ class LiveView:
         self._shown_seq: int | None = None  # the frame the cached JPEG shows
         self._next_at = 0.0  # monotonic time of the next encode allowed
         self._encoding = False
+        # One waiting viewer polls the feed; the others sleep until an encode wakes them: wakeups
+        # cost the board CPU and the pipeline its GIL, and would grow with every viewer.
+        self._poller: int | None = None
         self.encoded = 0
         self._trails: dict[str, deque[tuple[int, int]]] = {}  # only the encoding thread touches it
 
@@ -79,7 +82,15 @@ class LiveView:
     def next_jpeg(self, after: int, timeout: float) -> tuple[int, bytes] | None:
         """The newest JPEG numbered above `after` (0: any), waiting up to `timeout` seconds for one;
         None on timeout or close. Call it inside `viewer()`."""
-        deadline = time.monotonic() + timeout
+        try:
+            return self._next_jpeg(after, time.monotonic() + timeout, threading.get_ident())
+        finally:
+            with self._cond:
+                if self._poller == threading.get_ident():  # hand polling over to a viewer still waiting
+                    self._poller = None
+                    self._cond.notify_all()
+
+    def _next_jpeg(self, after: int, deadline: float, me: int) -> tuple[int, bytes] | None:
         while True:
             with self._cond:
                 while True:
@@ -96,7 +107,13 @@ class LiveView:
                         self._encoding = True
                         self._next_at = now + 1.0 / self.fps
                         break
-                    self._cond.wait(min(deadline - now, max(POLL_S if self._next_at <= now else self._next_at - now, 0.005)))
+                    if self._poller is None:
+                        self._poller = me
+                    if self._poller == me:
+                        wait = POLL_S if self._next_at <= now else self._next_at - now
+                    else:  # woken by the next encode, or by the poller leaving
+                        wait = deadline - now
+                    self._cond.wait(min(deadline - now, max(wait, 0.005)))
             jpeg = None
             try:
                 jpeg = self._encode(live)
