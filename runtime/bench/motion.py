@@ -11,8 +11,8 @@ motion gating off and on, and the light-step clip with it on, one after the othe
 of the clip it measures the process's CPU time per minute, the inference rate and the share of
 frames sent to the model. Events are read back from each run's log: an event of the ungated run
 is recalled when a gated event overlaps it in time and their paths agree (median box IoU >= 0.3
-where both exist), and the delay of its start is counted in frames. On the light-step clip: events after the step (there should be none), and
-how long the gate stayed open for motion after it.
+where both exist), and the delay of its start is counted in frames. On the light-step clip:
+events after the step (there should be none), and how long the gate stayed open for motion.
 
 Targets: empty parts <= 0.2 x the ungated CPU; busy part >= 0.95 x the ungated inference rate;
 event recall >= 0.98; start delay p95 <= 2 frames for objects that come with motion; the light
@@ -27,6 +27,7 @@ import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -60,12 +61,15 @@ class RunResult:
     samples: list[Sample]
     motion: dict | None
 
+    @cached_property
+    def _clock(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([s.wall for s in self.samples]), np.array([s.frames for s in self.samples], np.float64)
+
     def clip_s(self, wall: float) -> float:
         """Where the clip was at wall time `wall`, in seconds from its first frame, read off the
         samples of the capture's frame counter: a machine too loaded to play the clip in real time
         stretches wall time, not the clip, so events of two runs stay comparable."""
-        walls = [s.wall for s in self.samples]
-        frames = [s.frames for s in self.samples]
+        walls, frames = self._clock
         if wall < walls[0]:
             return (frames[0] - (walls[0] - wall) * FPS) / FPS
         return float(np.interp(wall, walls, frames)) / FPS
@@ -143,7 +147,8 @@ def _at_frame(samples: list[Sample], frame: int) -> Sample:
 
 
 def read_events(db: Path) -> list[dict]:
-    """Every event in the log at `db`, oldest first: id, label, score, start, end (unix s), box."""
+    """Every event in the log at `db`, oldest first: id, label, score, start, end (unix s), box,
+    trajectory (seconds since start, then the box)."""
     con = sqlite3.connect(db)
     try:
         rows = con.execute('SELECT id, label, score, start, "end", box, trajectory FROM events ORDER BY start').fetchall()
@@ -184,6 +189,7 @@ def match_events(reference: RunResult, gated: RunResult) -> tuple[list[tuple[dic
     used: set[int] = set()
     pairs, missed = [], []
     paths = [_path(gated, g) for g in gated.events]
+    spans = [(gated.clip_s(g["start"]), gated.clip_s(g["end"] or g["start"])) for g in gated.events]
     for ev in reference.events:
         path = _path(reference, ev)
         s0 = reference.clip_s(ev["start"])
@@ -192,8 +198,7 @@ def match_events(reference: RunResult, gated: RunResult) -> tuple[list[tuple[dic
         for j, g in enumerate(gated.events):
             if j in used or g["label"] != ev["label"]:
                 continue
-            s1 = gated.clip_s(g["start"])
-            e1 = gated.clip_s(g["end"] or g["start"])
+            s1, e1 = spans[j]
             if s1 > e0 + 1 / FPS or s0 > e1 + 1 / FPS:
                 continue
             iou = path_iou(path, paths[j])
@@ -343,24 +348,19 @@ def motion_cost(clip: Path, frames: int = 300) -> float:
 
 
 def decode_floor(clip: Path, seconds: float = 30.0) -> float:
-    """CPU seconds per minute of reading and decoding `clip` alone, paced at FPS as the pipeline
-    reads it: the part of any run's cost that no gate can save."""
-    import cv2
+    """CPU seconds per minute of reading `clip` alone with the pipeline's own reader, paced at its
+    frame rate: the part of any run's cost that no gate can save."""
+    from ..sources.opencv import OpenCVSource
 
-    cap = cv2.VideoCapture(str(clip))
+    source = OpenCVSource(str(clip))
+    source.open()
     try:
         cpu, start = time.process_time(), time.monotonic()
-        due = start
         for _ in range(int(seconds * FPS)):
-            if not cap.read()[0]:
-                break
-            now = time.monotonic()
-            if due > now:
-                time.sleep(due - now)
-            due = max(due, now - 1 / FPS) + 1 / FPS
+            source.read()
         return (time.process_time() - cpu) / max(time.monotonic() - start, 1e-9) * 60
     finally:
-        cap.release()
+        source.close()
 
 
 def run_motion_bench(args: argparse.Namespace) -> int:
