@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import MANIFEST, Bundle, BundleError, Variant, load_manifest, read_labels
+from .bundle import MANIFEST, Bundle, BundleError, Variant, load_manifest, read_labels, verify_file
 from .decoders import Decoder, DecoderContext, DecoderError, create_decoder
 from .decoders.ssd_postprocess import looks_like_postprocess
 from .decoders.yolo import yolo_layout
@@ -84,7 +84,8 @@ class Detector:
             variant = bundle.variant(options.variant)
             size = bundle.input_for(variant)
             # a file whose input size is free runs at the size the manifest gives this variant
-            model = Model(variant.file, threads=options.threads, backend=options.backend, input_size=(size.width, size.height))
+            model = Model(variant.file, threads=options.threads, backend=options.backend, input_size=(size.width, size.height),
+                          verify=lambda digest: verify_file(variant, digest))
             if labels is not None:
                 bundle = Bundle(**{**bundle.__dict__, "labels": labels})
         else:
@@ -133,3 +134,4 @@ class Detector:
 
 
 __all__ = ["Detector", "DetectorOptions", "Timings", "ModelError", "BundleError", "DecoderError"]
+

@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,10 +193,12 @@ class Model:
     (shape signature -1) at that size: one file then serves several input-size variants of a
     bundle. A file with a fixed input size runs at its own size (`input_size` says which; the caller
     compares it with the size it asked for).
+    `verify(sha256)`: called with the digest of the bytes read, before they are interpreted (a file
+    changed since conversion is named as such, not as a damaged flatbuffer).
     """
 
     def __init__(self, path: Path | str, threads: int | None = None, backend: str | None = None,
-                 input_size: tuple[int, int] | None = None):
+                 input_size: tuple[int, int] | None = None, verify: Callable[[str], None] | None = None):
         self.path = Path(path)
         try:
             data = self.path.read_bytes()
@@ -205,9 +208,11 @@ class Model:
             raise ModelError(f"{self.path}: is a folder, not a .tflite file") from None
         except OSError as exc:
             raise ModelError(f"{self.path}: cannot read ({exc.strerror})") from None
-        check_flatbuffer(self.path, data)
         self.size_bytes = len(data)
         self.sha256 = hashlib.sha256(data).hexdigest()  # of the bytes loaded, not of the file later
+        if verify is not None:
+            verify(self.sha256)
+        check_flatbuffer(self.path, data)
         self.backend = load_backend(backend)
         self.threads = threads or default_threads()
         try:
@@ -273,6 +278,6 @@ class Model:
     def ops(self) -> list[str]:
         """Operator names in execution order (for reports: which ops stayed float)."""
         try:
-            return [d["op_name"] for d in self._interp._get_ops_details()]
+            return [d["op_name"] for d in self._interp._get_ops_details()]  # noqa: SLF001 - the only op listing LiteRT has
         except Exception:  # noqa: BLE001 - a private API; a report without it is still a report
             return []

@@ -16,6 +16,8 @@ from runtime.config import Budgets
 from runtime.monitor.monitor import MemoryHardLimit, ResourceMonitor
 from runtime.monitor.variants import VariantInfo, pick_variant, step_down_order
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 FIXTURES = Path(__file__).parent / "fixtures" / "sysfs"
 
 

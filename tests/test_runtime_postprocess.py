@@ -6,7 +6,6 @@ TF2 exporter's order (scores, boxes, count, classes), and that order again under
 that carry no role. All three must give the same detections as the bundle's own decoding.
 """
 
-import shutil
 
 import cv2
 import numpy as np
@@ -16,6 +15,8 @@ from runtime.detector import Detector, DetectorOptions
 from runtime.interpreter import Model
 
 from tflite_edit import output_indices, rename_tensor, reorder_outputs
+
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
 
 VARIANT = "model-int8-postprocess.tflite"
 

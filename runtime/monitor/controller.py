@@ -44,6 +44,9 @@ RETRY_FIRST_S, RETRY_MAX_S = 60.0, 3600.0
 RECENT_S = 120.0  # a step down this soon after a step up means the step up did not fit
 SETTLE_S = 5.0
 PAUSE_BELOW_FPS = 0.2  # at the cheapest level, a rate below this (one frame in 5 s) is a pause
+# With a motion gate, the rate is held down by the scene as much as by the limit: only a period
+# with motion at least this much of the time says whether the limit binds.
+ACTIVE_ENOUGH = 0.5
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Observation:
     under_voltage: bool = False
     fps: float | None = None  # inference rate reached
     rss_mb: float | None = None
+    active: float | None = None  # share of recent frames with motion (None: no motion gate)
 
 
 @dataclass
@@ -126,7 +130,8 @@ class Controller:
         self._fit_checked = False
         self._unreachable_noted = False
         self.state: dict[str, str] = {}
-        self.last_means: dict[str, float | None] = {"power_w": None, "fps": None}
+        self.last_means: dict[str, float | None] = {"power_w": None, "fps": None, "active": None}
+        self._actives: list[tuple[float, float]] = []  # (t, share of frames with motion), when a motion gate reports it
         self._ladder = self._build_ladder()
 
     # -- the ladder of discrete levels ---------------------------------------------------------
@@ -215,6 +220,9 @@ class Controller:
         if any(a.knob == "hard_limit" for a in actions):
             return actions
         self._samples.append((obs.now, obs.power_w, obs.fps))
+        if obs.active is not None:
+            self._actives = [a for a in self._actives if a[0] >= self._changed_at + self.settle_s][-int(self.period_s * 4):]
+            self._actives.append((obs.now, obs.active))
         if obs.now - self._changed_at < self.period_s:
             return actions
         settled = [s for s in self._samples if s[0] >= self._changed_at + self.settle_s]
@@ -222,7 +230,8 @@ class Controller:
         fpss = [f for _, _, f in settled if f is not None]
         power = sum(powers) / len(powers) if powers else None
         fps = sum(fpss) / len(fpss) if fpss else None
-        self.last_means = {"power_w": power, "fps": fps}
+        actives = [a for t, a in self._actives if t >= self._changed_at + self.settle_s]
+        self.last_means = {"power_w": power, "fps": fps, "active": sum(actives) / len(actives) if actives else None}
         self._learn_baseline(power, fps)
         verdict = self._judge(obs, power)
         if not verdict.may_raise:
@@ -261,7 +270,8 @@ class Controller:
             self.state["temperature"] = "over" if hot else "ok" if not cool else "headroom"
             if hot and thermal_due:
                 thermal_over = True
-                reasons.append(f"temperature {obs.temperature_c:.1f} °C over budget {b.temperature_c:g} °C" if obs.temperature_c is not None else "firmware is throttling for temperature")
+                reasons.append(f"temperature {obs.temperature_c:.1f} °C over budget {b.temperature_c:g} °C"
+                               if obs.temperature_c is not None else "firmware is throttling for temperature")
         if obs.under_voltage and thermal_due:
             thermal_over = True  # a slow, physical limit like heat: the same cut, at the same pace
             reasons.append("under-voltage: the supply cannot hold 5 V at this load")
@@ -407,13 +417,21 @@ class Controller:
             return []
         limit = self.knobs.rate_limit
         reached = fps if fps is not None else limit
-        if reached < 0.85 * limit:
-            return [self._set("rate_limit", None, f"rate limit {limit:g} fps no longer binding (reached {reached:.1f} fps)", figures, obs.now)]
+        reached_moving = reached  # the rate while there is motion to look at
+        active = self.last_means.get("active")
+        if active is not None:
+            if active < ACTIVE_ENOUGH:
+                # Little moved: the gate held the rate down, not the limit. Keep the limit for
+                # when motion returns; nothing here says it would fit without it.
+                return []
+            reached_moving = reached / active
+        if reached_moving < 0.85 * limit:
+            return [self._set("rate_limit", None, f"rate limit {limit:g} fps no longer binding (reached {reached_moving:.1f} fps)", figures, obs.now)]
         if b.power_w is not None and power is not None and power > self.baseline_w:
             wanted = reached * (TARGET * b.power_w - self.baseline_w) / (power - self.baseline_w)
         else:
             wanted = reached / THERMAL_CUT
-        wanted = min(wanted, reached * RAISE_MAX)
+        wanted = min(wanted, reached_moving * RAISE_MAX)
         if below:
             wanted = min(wanted, b.min_fps)  # back to min_fps, then the ladder decides
         if wanted <= limit * 1.02:
@@ -466,7 +484,8 @@ class Controller:
             self.state["memory"] = "hard-limit"
             if not self._hard_fired:
                 self._hard_fired = True
-                actions.append(Action("hard_limit", True, False, f"RSS {rss:.0f} MB over the hard memory budget {b.memory_hard_mb:g} MB: exiting for a clean restart", figures))
+                actions.append(Action("hard_limit", True, False,
+                                      f"RSS {rss:.0f} MB over the hard memory budget {b.memory_hard_mb:g} MB: exiting for a clean restart", figures))
             return actions
         if b.memory_mb is None or rss <= b.memory_mb:
             self.state["memory"] = "ok" if b.memory_mb is not None else "no budget"

@@ -126,7 +126,7 @@ class ResourceMonitor:
     def _health(self) -> PipelineHealth | None:
         try:
             return self._actuator.health()
-        except Exception as exc:  # a monitor that dies with the pipeline cannot report why it died
+        except Exception as exc:  # noqa: BLE001 - a monitor that dies with the pipeline cannot report why it died
             log.warning("pipeline health unavailable: %s", exc)
             return None
 
@@ -195,6 +195,7 @@ class ResourceMonitor:
             under_voltage=bool(readings.throttling and readings.throttling.under_voltage),
             fps=health.fps if health else None,
             rss_mb=health.rss_mb if health and health.rss_mb is not None else readings.process.rss_mb,
+            active=health.motion.active if health and health.motion and health.motion.enabled else None,
         )
         hard: str | None = None
         for action in self.controller.step(obs):
@@ -219,7 +220,7 @@ class ResourceMonitor:
         if action.knob in apply:
             try:
                 apply[action.knob]()
-            except Exception as exc:  # the pipeline refused (a variant that would not load): keep running as we were
+            except Exception as exc:  # noqa: BLE001 - the pipeline refused (a variant that would not load): keep running as we were
                 self.controller.refused(action, str(exc))
                 self._emit(f"budget.{action.knob}.failed", f"{action.knob} -> {action.value} failed: {exc}; keeping {action.previous}", detail)
                 return
@@ -232,7 +233,7 @@ class ResourceMonitor:
         log.info("%s: %s", kind, message)
         try:
             self._sink(kind, message, detail)
-        except Exception as exc:  # a full disk must not stop the budget from being held
+        except Exception as exc:  # noqa: BLE001 - a full disk must not stop the budget from being held
             log.warning("could not record %s: %s", kind, exc)
 
     def _build_status(self, readings: Readings, health: PipelineHealth | None, obs: Observation) -> dict[str, Any]:
@@ -240,9 +241,11 @@ class ResourceMonitor:
         knobs = self.controller.knobs
         ctl = self.controller.status()
         data = readings.as_dict()
-        data["power"].update(budget_w=b.power_w, scope=b.power_scope, control_mean_w=_round(self.controller.last_means["power_w"]), state=ctl["state"].get("power", "no budget" if b.power_w is None else "measuring"))
+        data["power"].update(budget_w=b.power_w, scope=b.power_scope, control_mean_w=_round(self.controller.last_means["power_w"]),
+                             state=ctl["state"].get("power", "no budget" if b.power_w is None else "measuring"))
         rss_source = "pipeline:health" if health is not None and health.rss_mb is not None else readings.process.source
-        data["memory"].update(rss_mb=_round(obs.rss_mb, 1), rss_source=rss_source, budget_mb=b.memory_mb, hard_mb=b.memory_hard_mb, state=ctl["state"].get("memory", "no budget"))
+        data["memory"].update(rss_mb=_round(obs.rss_mb, 1), rss_source=rss_source, budget_mb=b.memory_mb, hard_mb=b.memory_hard_mb,
+                              state=ctl["state"].get("memory", "no budget"))
         data["temperature"].update(budget_c=b.temperature_c, state=ctl["state"].get("temperature", "no sensor" if obs.temperature_c is None else "ok"))
         degraded = knobs.paused or ctl["level"] > 0 or knobs.rate_limit is not None
         return {
@@ -256,6 +259,7 @@ class ResourceMonitor:
             "budgets": b.as_dict(),
             "board": self.sensors.model,
             "monitor_cpu_ms_per_tick": _round(1000 * self.tick_cpu_s / self.ticks, 3) if self.ticks else None,
+            "ticks": self.ticks,
         }
 
     def status(self) -> dict[str, Any]:

@@ -38,10 +38,15 @@ from ..interpreter import default_threads
 from ..monitor import board_costs
 from ..monitor.monitor import ResourceMonitor, choose_variant
 from ..pipeline import Pipeline
+from ..pipeline.gating import load_motion_mask
 from ..pipeline.loader import load_and_test
 from ..pipeline.pipeline import model_health
+from ..state_lock import StateLock
+from ..web.routes import DaemonView
+from ..web.server import WebServer
 from .board_survey import BoardSurvey, cached
 from .notify import Notifier, WatchdogFeeder
+from .wakeup import Wakeup
 
 log = logging.getLogger("edgewatch.daemon")
 
@@ -60,12 +65,12 @@ class Daemon:
         self.duration = duration
         self.overrides = overrides
         self.notifier = Notifier()
-        self.status_path = status_file.location(self.state_dir)
         self.started = time.time()
         self.last_error: str | None = None
         self.exit_code = exitcodes.OK
-        self._wake = threading.Event()
+        self._wake = Wakeup()  # what signal handlers set: they take no lock (see wakeup.py)
         self._stop = threading.Event()
+        self._stop_signal: int | None = None
         self._reload = False
         self._status_failing = False
         self.monitor: ResourceMonitor | None = None
@@ -73,6 +78,9 @@ class Daemon:
         self.survey: BoardSurvey | None = None
         self.board: dict | None = None  # this board's identity, for its measurements
         self.board_costs: board_costs.BoardCosts | None = None  # what the serving bundle costs here, when measured
+        self.left_busy = False  # an inference was still running at exit: leave without tearing it down
+        self.web: WebServer | None = None
+        self._last_status: dict | None = None  # what status.json holds: the page reads it too
 
     def load_config(self) -> Config:
         return self.overrides(config_mod.load(self.config_path))
@@ -80,8 +88,8 @@ class Daemon:
     # -- signals ------------------------------------------------------------------------------------
 
     def _on_stop(self, signum, _frame) -> None:
-        log.info("%s: stopping", signal.Signals(signum).name)
-        self._stop.set()
+        # Flags and a byte only: the main loop logs and stops (a handler may run while it holds a lock).
+        self._stop_signal = signum
         self._wake.set()
 
     def _on_hup(self, _signum, _frame) -> None:
@@ -99,12 +107,15 @@ class Daemon:
         # UMask=0027 makes it, also when the daemon is started by hand.
         os.umask(os.umask(0o027) | 0o027)
         self.config = self.load_config()  # a bad config at start is the caller's error (exit 2)
+        load_motion_mask(self.config.motion, self.config.origin)  # and so is a bad motion mask
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = StateLock(self.state_dir).acquire()  # StateLocked: exit 2, naming the holder
+        self.status_path = status_file.publish_location(self.state_dir)
         self.board = board_costs.board_identity()
         self.board_costs = self._cached_costs(self.config)
-        # so is a model that cannot serve
         detector = load_and_test(self.config.model, variant=self._variant_for(self.config, self.board_costs),
-                                 threads=self._threads_for(self.config, self.board_costs))
+                                 threads=self._threads_for(self.config, self.board_costs),
+                                 low_score=self.config.low_score)  # so is a model that cannot serve
         ev = self.config.events
         try:
             self.events = EventLog(self.state_dir / state_paths.EVENTS_DB, self.state_dir / state_paths.SNAPSHOTS,
@@ -117,6 +128,7 @@ class Daemon:
         self.pipeline = Pipeline(self.config, detector, self.events)
         self._set_budgets(self.config.budget)
         self.pipeline.start()
+        self._start_web(self.config.web)
         log.info("running %s (%s) on %s; state in %s", detector.bundle.name, detector.variant.name,
                  self.config.camera.source, self.state_dir)
         self.events.record_system("started", f"edgewatch started ({self.config.origin})",
@@ -135,7 +147,9 @@ class Daemon:
         feeder = WatchdogFeeder(self.notifier.watchdog_s) if self.notifier.watchdog_s else None
         while not self._stop.is_set():
             self._wake.wait(0.2)
-            self._wake.clear()
+            if self._stop_signal is not None:
+                log.info("%s: stopping", signal.Signals(self._stop_signal).name)
+                break
             now = time.monotonic()
             if self._reload:
                 self._reload = False
@@ -174,14 +188,17 @@ class Daemon:
         self._stop.set()
         if self.survey is not None:
             self.survey.stop(0.5)
+        self._stop_web()
         if self._monitor_thread is not None:
             self._monitor_thread.join(1.0)
         try:
-            self.pipeline.stop(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
+            self.left_busy = not self.pipeline.stop(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
         finally:  # whatever stopping the pipeline did, what is queued gets written
             self.events.close(timeout=max(0.5, deadline - time.monotonic()))
         self._publish("stopping")
         self.notifier.close()
+        self._wake.close()
+        self._lock.release()
         log.info("stopped")
 
     # -- SIGHUP ---------------------------------------------------------------------------------------
@@ -195,7 +212,7 @@ class Daemon:
             config = self.load_config()
             known = self._cached_costs(config)
             detector = load_and_test(config.model, variant=self._variant_for(config, known), threads=self._threads_for(config, known),
-                                     frame=self.pipeline.test_frame())
+                                     frame=self.pipeline.test_frame(), low_score=config.low_score)
             if not self.pipeline.reconfigure(config, detector, timeout=ADOPT_TIMEOUT_S):
                 raise TimeoutError(f"the new model was not in service within {ADOPT_TIMEOUT_S:g} s")
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running config and model
@@ -223,6 +240,9 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - the new model serves; only the budgets are off
             log.error("resource monitor not reloaded: %s", one_line(exc))
             self.last_error = f"resource monitor: {one_line(exc)}"
+        if config.web != old.web:
+            self._stop_web()
+            self._start_web(config.web)
         message = f"reloaded: {detector.bundle.name} ({detector.variant.name}) from {config.origin}"
         log.info("%s", message)
         self.events.record_system("reload", message, {"model": model_health(detector).as_dict(), "config": config.origin})
@@ -322,15 +342,42 @@ class Daemon:
                     log.exception("resource monitor tick failed")
             self._stop.wait(1.0)
 
+    # -- the local page --------------------------------------------------------------------------------
+
+    def _start_web(self, web) -> None:
+        """Serve the page; a port that cannot be had is logged, never a reason to stop detecting."""
+        if not web.enabled:
+            return
+        view = DaemonView(status=lambda: self._last_status, health=self.pipeline.health, feed=self.pipeline.live,
+                          events_db=self.state_dir / state_paths.EVENTS_DB, snapshots_dir=self.state_dir / state_paths.SNAPSHOTS)
+        server = WebServer(view, host=web.host, port=web.port, token=web.token, max_viewers=web.max_viewers,
+                           live_fps=web.live_fps, live_width=web.live_width, timeout_s=web.timeout_s)
+        try:
+            server.start()
+        except OSError as exc:
+            message = f"web page not started: cannot listen on {web.host}:{web.port} ({exc.strerror or exc})"
+            log.error("%s", message)
+            self.last_error = message
+            return
+        self.web = server
+
+    def _stop_web(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
+
     # -- status -----------------------------------------------------------------------------------------
 
     def _state(self, h: PipelineHealth) -> str:
         if h.paused:
             return "paused"
         stall = STALL_S + (1.0 / h.rate_limit if h.rate_limit else 0.0)
-        if (h.source.state != "streaming" or h.since_inference_s is None or h.since_inference_s > stall
-                or self.events.stats.get("failing")):
+        if h.motion is not None and h.motion.enabled:
+            stall += self.config.motion.keepalive_s  # nothing moving: one inference per keep-alive is normal
+        if h.source.state != "streaming" or h.since_inference_s is None or h.since_inference_s > stall:
             return "degraded"
+        # An event log that cannot write (a full disk) is reported (`storage`), not "unhealthy":
+        # detection goes on, the log resumes by itself, and a rollout may still proceed.
         return "running"
 
     def status(self, state: str | None = None, health: PipelineHealth | None = None) -> dict:
@@ -351,6 +398,7 @@ class Daemon:
                        "dropped": h.frames.dropped, "errors": h.frames.errors},
             "events": {"written": ev.get("written", 0), "dropped": ev.get("dropped", 0),
                        "pending": ev.get("pending", 0), "open": h.open_events},
+            "storage": ev.get("failing") or ev.get("snapshots_paused") or "ok",
             "budget": self.monitor.status() if self.monitor is not None else {},
             "survey": self.survey.status() if self.survey is not None else None,
             "last_error": self.last_error or h.last_error or ev.get("failing")
@@ -359,12 +407,17 @@ class Daemon:
             "frame_age_ms": {"p50": h.frame_age_ms[0], "p95": h.frame_age_ms[1]},
             "invoke_ms": h.invoke_ms,
             "rate_limit_fps": h.rate_limit,
+            "motion": h.motion.as_dict() if h.motion is not None else None,
             "config": self.config.origin,
+            "web": self.web.info() if self.web is not None else None,
         }
 
     def _status_line(self, s: dict) -> str:
         f = s["frames"]
-        return (f"{s['state']}: {s['fps']:.1f} fps, {f['inferred']} inferred, {f['dropped']} dropped, "
+        m = s.get("motion") or {}
+        gate = (f", motion {m['motion_share']:.0%}, duty {m['inference_duty']:.0%}"
+                if m.get("enabled") and m.get("motion_share") is not None else "")
+        return (f"{s['state']}: {s['fps']:.1f} fps, {f['inferred']} inferred, {f['dropped']} dropped{gate}, "
                 f"{s['events']['written']} events, camera {s['source']['state']}")
 
     def _publish(self, state: str | None, health: PipelineHealth | None = None) -> None:
@@ -373,6 +426,7 @@ class Daemon:
         except Exception:  # noqa: BLE001
             log.exception("building the status failed")
             return
+        self._last_status = status
         self.notifier.status(self._status_line(status))
         try:
             status_file.write(self.status_path, status)
