@@ -40,4 +40,6 @@ def test_memory_budget_below_float32_loads_int8_and_rss_stays_under(person, tmp_
     assert figures["peak_rss_mb"]["float32"] > figures["memory_budget_mb"]
     assert figures["chosen"].startswith("int8")
     assert figures["rss_max_mb"] <= figures["memory_budget_mb"], figures
-    assert figures["memory_state"] == "ok" and figures["decisions"] == 0
+    assert figures["memory_state"] == "ok"
+    # nothing cut: the only knob turned, if any, is the thread count the board's survey measured best
+    assert set(figures["knobs_turned"]) <= {"threads"}, figures

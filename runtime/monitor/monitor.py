@@ -145,6 +145,7 @@ class ResourceMonitor:
                 self._variants = list(variants)
                 self.controller.set_variants(_infos(self._variants), health.model.variant if health else None,
                                              health.model.threads if health else None, same_bundle=same_bundle)
+            self._restate_controller()
             self._emit("budget.reload", "budgets reloaded", {"budgets": budgets.as_dict(),
                                                              "ladder": self.controller.ladder_names()})
 
@@ -154,6 +155,7 @@ class ResourceMonitor:
             before = self.controller.cost_source
             infos = _infos(self._variants, board_costs, self.controller.knobs.threads)
             self.controller.set_costs(infos)
+            self._restate_controller()
             if self.controller.cost_source == before:
                 return
             order = [f"{v.name} {v.cost:.1f}" for v in sorted(infos, key=lambda v: v.cost)]
@@ -171,6 +173,14 @@ class ResourceMonitor:
             now = self.controller.knobs.threads
             if previous != now:
                 self._apply(Action("threads", now, previous, why))
+            self._restate_controller()
+
+    def _restate_controller(self) -> None:
+        """The status says at once what a change between ticks made of the controller (its
+        ladder, where its costs come from, its knobs), not a tick later. Call holding the lock."""
+        if "controller" not in self._status:
+            return  # no tick yet: the first one says it all
+        self._status = {**self._status, "controller": self.controller.status(), "knobs": _knobs(self.controller.knobs)}
 
     def tick(self) -> None:
         with self._lock:
@@ -250,7 +260,7 @@ class ResourceMonitor:
         degraded = knobs.paused or ctl["level"] > 0 or knobs.rate_limit is not None
         return {
             "state": "paused" if knobs.paused else "limited" if degraded else "free",
-            "knobs": {"rate_limit": knobs.rate_limit, "threads": knobs.threads, "variant": knobs.variant, "paused": knobs.paused},
+            "knobs": _knobs(knobs),
             "fps": _round(obs.fps, 2),
             **data,
             "controller": ctl,
@@ -272,6 +282,10 @@ def _infos(variants: list[Any], board: Any = None, threads: int = 1) -> list[Var
     if all(isinstance(v, VariantInfo) for v in variants):
         return list(variants)
     return variant_infos(variants, None, board, threads)
+
+
+def _knobs(knobs: Any) -> dict[str, Any]:
+    return {"rate_limit": knobs.rate_limit, "threads": knobs.threads, "variant": knobs.variant, "paused": knobs.paused}
 
 
 def _message(action: Action) -> str:
