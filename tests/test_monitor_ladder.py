@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.board  # the controller's policy on a deterministic plant: pure arithmetic, any CPU
-
 from monitor_plant import Plant, PlantVariant, ladder_plant
 from runtime.monitor.board_costs import BoardCosts
 from runtime.monitor.variants import VariantInfo, pick_variant, step_down_order
 from test_monitor_controller import Run, budgets
+
+pytestmark = pytest.mark.board  # the controller's policy on a deterministic plant: pure arithmetic, any CPU
 
 MIN_FPS = 5.0
 
