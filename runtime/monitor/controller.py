@@ -219,6 +219,10 @@ class Controller:
         actions = self._memory(obs)
         if any(a.knob == "hard_limit" for a in actions):
             return actions
+        if self._changed_at == -math.inf:
+            # The start counts as a change: start-up work (loading, the first inferences) drawn at
+            # a rate still ramping up is no operating point to judge or to learn a baseline from.
+            self._changed_at = obs.now
         self._samples.append((obs.now, obs.power_w, obs.fps))
         if obs.active is not None:
             self._actives = [a for a in self._actives if a[0] >= self._changed_at + self.settle_s][-int(self.period_s * 4):]

@@ -314,7 +314,8 @@ class Pipeline:
             alive=self.alive,
             heartbeat=self.heartbeat,
             since_inference_s=None if last is None else now - last,
-            finished=capture.ended and self.slot.peek() is None,
+            # paused, a frame left in the slot is never processed: the source's end is the end
+            finished=capture.ended and (self.slot.peek() is None or self.paused),
             last_error=stats.last_error,
             motion=self.gate.health(),
         )
