@@ -173,7 +173,8 @@ def test_a_variant_that_fails_to_load_is_not_retried(empty_root):
     failed = [e for e in run.events if e[1] == "budget.variant.failed"]
     assert len(failed) == 1 and "failed its test invocation" in failed[0][2]
     assert plant.variant == "float32"
-    assert plant.paused  # nothing cheaper left: pause rather than break the budget
+    # nothing cheaper left: a rate below min_fps (or a pause) rather than break the budget
+    assert plant.paused or plant.rate_limit < 3.0
     assert "int8" in run.monitor.status()["controller"]["banned"]
 
 

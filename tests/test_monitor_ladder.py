@@ -60,20 +60,31 @@ def test_a_tight_budget_goes_down_to_the_small_input(empty_root):
     plant = ladder_plant()
     budget = 1.68  # only int8-160 holds 5 fps here
     assert power_at(plant, "int8-224", MIN_FPS, 1) > 0.95 * budget >= power_at(plant, "int8-160", MIN_FPS, 1)
-    run = Run(plant, budgets(power_w=budget, min_fps=MIN_FPS), empty_root)
+    run = Run(plant, budgets(power_w=budget, min_fps=MIN_FPS, min_fidelity=0.0), empty_root)
     run.seconds(300)
     assert plant.variant == "int8-160" and not plant.paused and plant.fps() >= MIN_FPS
     assert "float32-224" not in variants_taken(run)  # dearer than int8 and less accurate: never a step
     assert min(rate_limits(run)) >= MIN_FPS
 
 
+def test_no_step_below_min_fidelity_the_rate_goes_below_min_fps_instead(empty_root):
+    plant = ladder_plant()
+    budget = 1.60  # int8-224, the last variant above the floor, cannot hold min_fps; int8-160 (fidelity 0.80) comes closer
+    assert power_at(plant, "int8-160", MIN_FPS, 1) < budget < power_at(plant, "int8-224", MIN_FPS, 1)
+    run = Run(plant, budgets(power_w=budget, min_fps=MIN_FPS, min_fidelity=0.9), empty_root)
+    run.seconds(300)
+    assert "int8-160" not in variants_taken(run) and plant.variant == "int8-224"
+    assert not plant.paused and plant.rate_limit < MIN_FPS  # a few frames of a faithful model
+    assert abs(run.mean_power() / budget - 1) <= 0.10
+
+
 def test_steps_back_up_after_lasting_headroom_and_never_oscillates(empty_root):
     plant = ladder_plant()
-    run = Run(plant, budgets(power_w=1.68, min_fps=MIN_FPS), empty_root, noise=0.04)
+    run = Run(plant, budgets(power_w=1.68, min_fps=MIN_FPS, min_fidelity=0.0), empty_root, noise=0.04)
     run.seconds(300)
     assert plant.variant == "int8-160"
     raised_at = plant.now
-    run.monitor.reload(budgets(power_w=6.0, min_fps=MIN_FPS))
+    run.monitor.reload(budgets(power_w=6.0, min_fps=MIN_FPS, min_fidelity=0.0))
     run.seconds(400)
     assert plant.variant == "float32" and not plant.paused
     first_up = next(t for t, k, v in plant.changes if t > raised_at and k == "variant")
@@ -115,9 +126,11 @@ def test_a_bundle_with_one_variant_behaves_as_before(empty_root):
     run = Run(plant, budgets(power_w=3.2, min_fps=MIN_FPS), empty_root)
     run.seconds(300)
     kinds = [k for _, k, _ in plant.changes]
-    # rate down to min_fps, fewer threads, then a pause: never a rate below min_fps, never a variant
-    assert kinds.index("rate_limit") < kinds.index("threads") < kinds.index("paused")
-    assert "variant" not in kinds and min(rate_limits(run)) >= MIN_FPS and plant.paused
+    # rate down to min_fps, fewer threads, only then a rate below min_fps; never a variant
+    limits = [(i, v) for i, (_, k, v) in enumerate(plant.changes) if k == "rate_limit" and v is not None]
+    below = next(i for i, v in limits if v < MIN_FPS)
+    assert kinds.index("rate_limit") < kinds.index("threads") < below
+    assert "variant" not in kinds and abs(run.mean_power() / 3.2 - 1) <= 0.10
 
 
 def test_the_top_of_the_ladder_is_the_most_accurate_that_fits_memory():

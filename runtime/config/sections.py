@@ -315,10 +315,12 @@ class Budgets:
                      choices=("auto", *BOARD_PROFILES))
     temperature_c: float | None = key(DEFAULT_TEMPERATURE_C, "hottest thermal zone (below the Pi firmware's 80 °C throttle); false: off",
                                       kind=float, parse=_temperature)
-    min_fps: float = key(1.0, "the rate the application needs: lowered down to this, then threads, a cheaper variant, pause",
+    min_fps: float = key(1.0, "the rate the application needs: lowered down to this, then threads, cheaper variants, then below it, then pause",
                          gt=0, le=120)
-    ladder: bool = key(True, "step along the bundle's variants, the most accurate that fits first; "
-                             "false: rate-only control (below min_fps too, then pause)")
+    ladder: bool = key(True, "step along the bundle's variants, the most accurate that fits first, before the rate goes "
+                             "below min_fps; false: rate-only control")
+    min_fidelity: float = key(0.9, "the ladder steps only to variants at least this faithful to the source model (their "
+                                   "fidelity in the bundle); below it the rate is cut instead. 0: every variant", ge=0, le=1)
 
     def __post_init__(self) -> None:
         if self.memory_hard_mb is None and self.memory_mb is not None:

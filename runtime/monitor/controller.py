@@ -140,8 +140,10 @@ class Controller:
         if not self.budgets.ladder:  # rate-only control
             return [Level(self.knobs.threads, self.knobs.variant)]
         # Neither a variant that failed nor one whose measured footprint exceeds the memory budget.
+        # Nor one less faithful than min_fidelity: below it the rate is cut instead.
         allowed = [v for v in step_down_order(self._variants.values(), self._top)
-                   if v.name not in self.banned and (fits(v, self.budgets.memory_mb) or v.name == self.knobs.variant)]
+                   if v.name == self.knobs.variant or (v.name not in self.banned and fits(v, self.budgets.memory_mb)
+                                                       and (v.fidelity is None or v.fidelity >= self.budgets.min_fidelity))]
         if not allowed:
             allowed = [self._variants[self.knobs.variant]]
         ladder = [Level(t, allowed[0].name) for t in range(self._max_threads, 0, -1)]
@@ -338,11 +340,11 @@ class Controller:
             return [self._set("rate_limit", b.min_fps, why + f" (rate floor min_fps {b.min_fps:g})", figures, obs.now)]
         if self.level + 1 < len(self._ladder):
             return self._step_down(obs, power, fps, why, figures)
-        # the cheapest level at min_fps and still over: pause; rate-only control (no ladder) has only
-        # the rate, so it goes below min_fps first
+        # the cheapest level at min_fps and still over: a rate below min_fps (a few frames beat
+        # none), then a pause
         if self.knobs.rate_limit is not None and self.knobs.rate_limit >= b.min_fps * 0.999 and power is not None:
             self._floor_power[self._ladder[self.level]] = power
-        if not b.ladder and wanted >= PAUSE_BELOW_FPS and self.knobs.rate_limit is not None:
+        if wanted >= PAUSE_BELOW_FPS and self.knobs.rate_limit is not None:
             return [self._set("rate_limit", _round_fps(wanted), why + f" at the cheapest setting (below min_fps {b.min_fps:g})",
                               figures, obs.now)]
         if power is not None:
