@@ -4,7 +4,7 @@ each observation), so it can be tested against a simulated plant.
 Knobs, cheapest first (what is given up first is frame rate above `min_fps`, then accuracy, then
 everything):
 
-    rate limit down to min_fps -> threads -> a cheaper variant (the ladder) -> pause
+    rate limit down to min_fps -> threads -> a cheaper variant (the ladder) -> rate below min_fps -> pause
 
 `min_fps` is the rate the application needs: the ladder starts at the most accurate variant and
 steps down before the rate is cut below it. The rate limit is continuous: power is modelled as
@@ -16,8 +16,10 @@ board's own figures, else the converter's), straight to the most accurate level 
 remembered when we leave it, so it is restored only when it would fit with 15% to spare
 (hysteresis; a level never measured, when predicted to), after the headroom has lasted a whole
 period, and a restore that fails is retried only after a backoff that doubles (no oscillation
-between two levels). With `ladder` off (rate-only control) the rate is the only knob: it goes
-below `min_fps`, down to PAUSE_BELOW_FPS, before the pause.
+between two levels). The ladder holds only variants at least `min_fidelity` faithful to the
+source: a variant that loses the objects is no step. At its cheapest level the rate goes below
+`min_fps`, down to PAUSE_BELOW_FPS, before the pause. With `ladder` off (rate-only control) the
+rate is the only knob.
 
 Decisions are made once per control period on the mean since the last change (after a settle
 time), and only outside a dead band of [90%, 100%] of the budget.
