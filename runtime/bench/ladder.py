@@ -1,6 +1,6 @@
 """`edgewatch bench --ladder`: what the ladder buys under a power budget, in one run.
 
-The real daemon (`edgewatch run`, a child process) plays the video once, paced at its own rate,
+The real daemon (`edgewatch run`, a child process) plays the video once (or looped for `--seconds`), paced at its own rate,
 with power estimated from its own CPU use (`power_scope = "process"`, the Raspberry Pi 4 profile):
 
 1. this board's costs of every variant are measured first (monitor/board_costs.py; also the
@@ -75,9 +75,9 @@ class Run:
         return out
 
 
-def _config(work: Path, video: str, bundle: Path, threads: int, budget: str | None, variant: str | None) -> Path:
+def _config(work: Path, video: str, bundle: Path, threads: int, budget: str | None, variant: str | None, loop: bool) -> Path:
     cfg = work / "config.toml"
-    lines = [f'[camera]\nsource = {json.dumps(video)}\nname = "bench"\nloop = false\n',
+    lines = [f'[camera]\nsource = {json.dumps(video)}\nname = "bench"\nloop = {str(loop).lower()}\n',
              f"[model]\npath = {json.dumps(str(bundle))}\nthreads = {threads}\n"
              + (f"variant = {json.dumps(variant)}\n" if variant else ""),
              "[events]\njournal = false\n"]
@@ -88,15 +88,17 @@ def _config(work: Path, video: str, bundle: Path, threads: int, budget: str | No
 
 
 def _daemon(name: str, work: Path, video: str, bundle: Path, threads: int, costs_dir: Path, budget: str | None,
-            budget_w: float | None, variant: str | None, say) -> Run:
-    """One daemon on the whole video (it stops when the video ends); status.json sampled each second."""
+            budget_w: float | None, variant: str | None, say, seconds: float | None = None) -> Run:
+    """One daemon on the whole video (it stops when the video ends), or on the video looped for
+    `seconds`; status.json sampled each second."""
     state = work / name
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True)
     shutil.copytree(costs_dir, state / board_costs.COSTS)  # this board's figures: no survey during the run
-    cfg = _config(state, video, bundle, threads, budget, variant)
+    cfg = _config(state, video, bundle, threads, budget, variant, loop=seconds is not None)
+    duration = ["--duration", f"{seconds:g}"] if seconds is not None else []
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", "--config", str(cfg), "--state-dir", str(state)],
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", "--config", str(cfg), "--state-dir", str(state), *duration],
                             cwd=Path(__file__).resolve().parents[2], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     run = Run(name, budget_w)
@@ -232,7 +234,7 @@ def run_ladder_bench(args: argparse.Namespace) -> int:
         say(f"threads {threads} (the best pipeline rate here); most accurate variant {top}; min_fps {min_fps:g} "
             f"(the rate the application needs; the video gives {source_fps:g})")
         free = _daemon("unconstrained", work, video, bundle, threads, costs_dir,
-                       BUDGET.format(window=window, watts=1000, min_fps=min_fps, ladder="false"), None, top, say)
+                       BUDGET.format(window=window, watts=1000, min_fps=min_fps, ladder="false"), None, top, say, args.seconds)
         draw = free.mean("power_w", settle)
         if not draw:
             raise CommandError("the unconstrained run reported no power figures", exitcodes.FAILURE)
@@ -245,7 +247,7 @@ def run_ladder_bench(args: argparse.Namespace) -> int:
                 # both start on the most accurate variant: rate-only control keeps it, the ladder may leave it
                 run = _daemon(name.replace("%", "pct").replace(" ", "-"), work, video, bundle, threads, costs_dir,
                               BUDGET.format(window=window, watts=watts, min_fps=min_fps, ladder=str(ladder).lower()),
-                              watts, None if ladder else top, say)
+                              watts, None if ladder else top, say, args.seconds)
                 run.name = name
                 runs.append((pct, ladder, run))
         table = _ladder_table(bundle, costs, threads)

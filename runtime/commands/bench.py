@@ -66,7 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=number(integer=True, ge=1, le=10_000_000), default=None,
                    help="--pipeline: frames for the long RSS run; --regions, --tracking: frames of the video")
     p.add_argument("--seconds", type=number(gt=0, le=86_400), default=None,
-                   help="--pipeline, --web: seconds per phase; --motion: seconds of each empty part (default 60)")
+                   help="--pipeline, --web: seconds per phase; --motion: seconds of each empty part (default 60); "
+                        "--ladder: seconds of each run, the video looped (default: once through)")
     p.add_argument("--soak", metavar="DURATION", help="the daemon's RSS over DURATION (30m, 1h) at full speed: growth per hour")
     p.add_argument("--plot", metavar="PNG", help="--soak: draw the RSS curve (needs matplotlib)")
 
