@@ -178,17 +178,15 @@ def _measure_costs(bundle: Path, work: Path, video: str, threads: list[int], run
                                    on_variant=lambda n, f: say(f"  {n}: {f}"))
     if not costs.pipeline:
         from ..detector import Detector, DetectorOptions
-        from .pipeline import _compare
+        from .pipeline import _compare, pipeline_figures
 
         say(f"measuring the pipeline at {threads} thread(s)")
         cap = cv2.VideoCapture(video)
         ok, frame = cap.read()
         cap.release()
-        for n in threads:
-            det = Detector.create_from_options(DetectorOptions(model=bundle, threads=n))
-            row = _compare(det, frame, video, str(bundle), n, 6.0, work / f"pipeline{n}")
-            costs.pipeline[str(n)] = {"fps": row["pipeline_fps"], "raw_fps": row["raw_invoke_fps"], "naive_fps": row["naive_fps"],
-                                      "cpu_ms_per_frame": None, "variant": row["variant"], "how": "edgewatch bench --ladder"}
+        rows = [_compare(Detector.create_from_options(DetectorOptions(model=bundle, threads=n)), frame, video, str(bundle), n, 6.0,
+                         work / f"pipeline{n}") for n in threads]
+        costs.pipeline = pipeline_figures(rows, "edgewatch bench --ladder")
     board_costs.save(work, costs)
     return work / board_costs.COSTS, costs
 

@@ -220,10 +220,15 @@ def _save(args: argparse.Namespace, model: str, rows: list[dict]) -> Path:
     board = board_costs.board_identity()
     digest = bundle_digest(manifest.parent)
     costs = board_costs.load(state, digest, board) or board_costs.BoardCosts(digest, board)
-    costs.pipeline = {str(r["threads"]): {"fps": r["pipeline_fps"], "raw_fps": r["raw_invoke_fps"], "naive_fps": r["naive_fps"],
-                                          "cpu_ms_per_frame": None, "variant": r["variant"], "how": "edgewatch bench --pipeline"}
-                      for r in rows}
+    costs.pipeline = pipeline_figures(rows, "edgewatch bench --pipeline")
     return board_costs.save(state, costs)
+
+
+def pipeline_figures(rows: list[dict], how: str) -> dict[str, dict]:
+    """Rows of `_compare` as this board's pipeline figures per thread count (BoardCosts.pipeline)."""
+    return {str(r["threads"]): {"fps": r["pipeline_fps"], "raw_fps": r["raw_invoke_fps"], "naive_fps": r["naive_fps"],
+                                "cpu_ms_per_frame": None, "variant": r["variant"], "how": how}
+            for r in rows}
 
 
 def run_pipeline_bench(args: argparse.Namespace) -> int:

@@ -130,10 +130,11 @@ class ResourceMonitor:
             log.warning("pipeline health unavailable: %s", exc)
             return None
 
-    def reload(self, budgets: Budgets, variants: Iterable[Any] | None = None, *, same_bundle: bool = False) -> None:
+    def reload(self, budgets: Budgets, variants: Iterable[Any] | None = None, *, same_bundle: bool = False,
+               board_costs: Any = None) -> None:
         """SIGHUP: new budgets and, when given, the variants of a new bundle (call it once the new
-        model serves). A new power scope or board profile means a new power source. What the
-        controller learned (baseline power, each level's draw) is kept: it is physics."""
+        model serves), with this board's figures for them (`board_costs`) when measured. A new
+        power scope or board profile means a new power source. What the controller learned (baseline power, each level's draw) is kept: it is physics."""
         with self._lock:
             old = self.budgets
             if (budgets.power_scope, budgets.board, budgets.power_window_s) != (old.power_scope, old.board, old.power_window_s):
@@ -143,7 +144,8 @@ class ResourceMonitor:
             if variants is not None:
                 health = self._health()
                 self._variants = list(variants)
-                self.controller.set_variants(_infos(self._variants), health.model.variant if health else None,
+                self.controller.set_variants(_infos(self._variants, board_costs, health.model.threads if health else 1),
+                                             health.model.variant if health else None,
                                              health.model.threads if health else None, same_bundle=same_bundle)
             self._restate_controller()
             self._emit("budget.reload", "budgets reloaded", {"budgets": budgets.as_dict(),

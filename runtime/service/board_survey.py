@@ -147,6 +147,7 @@ class BoardSurvey:
             board_costs.measure_bundle(self.bundle, variants, threads, self.board, known=self.costs, stop=self._stop,
                                        may_run=self.may_run, on_variant=measured)
             if not self.costs.complete(variants):
+                self.state = "stopped" if self._stop.is_set() else "incomplete (the budget tightened): the bundle's figures stay in use"
                 return
         self.on_costs(self.costs)
         self.state = "done"

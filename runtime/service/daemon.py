@@ -235,8 +235,6 @@ class Daemon:
         try:
             # After the swap, so the monitor reads the new detector's variants and knobs.
             self._set_budgets(config.budget, reloaded_from=serving)
-            if self.monitor is not None and self.board_costs is not None:
-                self.monitor.set_board_costs(self.board_costs)
         except Exception as exc:  # noqa: BLE001 - the new model serves; only the budgets are off
             log.error("resource monitor not reloaded: %s", one_line(exc))
             self.last_error = f"resource monitor: {one_line(exc)}"
@@ -313,7 +311,7 @@ class Daemon:
             return
         if self.monitor is not None:
             same = reloaded_from is not None and reloaded_from.sha256 == detector.sha256
-            self.monitor.reload(budgets, variants=detector.bundle.variants, same_bundle=same)
+            self.monitor.reload(budgets, variants=detector.bundle.variants, same_bundle=same, board_costs=self.board_costs)
             return
         self.monitor = ResourceMonitor(budgets, self.pipeline, self.events.record_system,
                                        variants=detector.bundle.variants, board_costs=self.board_costs,
