@@ -130,3 +130,26 @@ def test_two_runs_of_one_walk_match_by_path_whatever_box_each_stored():
     pairs, missed = match_events(reference, gated)
     assert not missed and pairs[0][1] is b
     assert match_events(reference, RunResult("c", [], [other], clock, None)) == ([], [a])
+
+
+def test_the_benchs_replay_of_a_written_clip_tells_the_gates_own_effect(tmp_path, person_bundle, vtest_background, vtest_avi):
+    # the bench's replay path: a Motion-JPEG clip (3 s empty, 45 frames of walkers, 3 s empty with
+    # the light up 40 % after 1 s) read back frame by frame, ungated and gated
+    from runtime.bench.footage import step_light, write_clip
+    from runtime.bench.motion import _Run, summarise_replay
+
+    scene = EmptyScene(vtest_background, light=lambda t: 1.0, seed=14)
+    after = EmptyScene(vtest_background, light=step_light(lambda t: 1.0, 1.0, 1.4), seed=15)
+    clip = tmp_path / "clip.avi"
+    frames = [scene.frame(i / FPS) for i in range(30)] + read_frames(vtest_avi, start=495, limit=45) \
+        + [after.frame(i / FPS) for i in range(30)]
+    assert write_clip(clip, iter(frames), FPS) == 105
+    runs = {name: _Run(name, clip, [], str(person_bundle), None, motion, False, tmp_path / name).replay(clip)
+            for name, motion in (("ungated", False), ("gated", True))}
+    result = summarise_replay(runs["ungated"], runs["gated"], runs["gated"], step_frame=85)
+    events = result["events"]
+    assert events["reference_events"] >= 4 and events["recall"] == 1.0, events
+    assert events["start_delay_frames"]["max"] <= 2
+    assert result["sent_share"]["ungated"] == 1.0 and result["sent_share"]["gated"] < 0.7
+    assert result["light_step_events"] == 0
+    assert runs["gated"].motion["relearned"] == 1  # the step was seen, and learned

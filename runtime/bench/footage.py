@@ -20,24 +20,29 @@ NOISE_BANK = 16  # noise fields made once; each frame takes one at a random offs
 NOISE_MARGIN = 32  # pixels of slack around each field for those offsets
 
 
-def read_frames(video: Path | str, *, every: int = 1, limit: int | None = None, start: int = 0) -> list[np.ndarray]:
+def iter_frames(video: Path | str, *, every: int = 1, limit: int | None = None, start: int = 0) -> Iterator[np.ndarray]:
+    """The frames of `video` one at a time (a long clip need not fit in memory)."""
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         raise OSError(f"{video}: cannot open as a video")
-    frames: list[np.ndarray] = []
-    index = 0
+    taken = index = 0
     try:
-        while limit is None or len(frames) < limit:
+        while limit is None or taken < limit:
             if not cap.grab():
                 break
             if index >= start and (index - start) % every == 0:
                 ok, frame = cap.retrieve()
                 if not ok:
                     break
-                frames.append(frame)
+                taken += 1
+                yield frame
             index += 1
     finally:
         cap.release()
+
+
+def read_frames(video: Path | str, *, every: int = 1, limit: int | None = None, start: int = 0) -> list[np.ndarray]:
+    frames = list(iter_frames(video, every=every, limit=limit, start=start))
     if not frames:
         raise OSError(f"{video}: no frames")
     return frames
