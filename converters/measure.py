@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 _FLOAT_BY_DESIGN = {"QUANTIZE", "DEQUANTIZE", "TFLite_Detection_PostProcess", "CUSTOM"}
 
 
-def latencies(paths: list[Path], spec: InputSpec, frame: np.ndarray, threads: int, runs: int = 20, warmup: int = 3) -> list[dict]:
-    """Invoke latency of each model, measured in interleaved rounds.
+def latencies(targets: list[tuple[Path, InputSpec]], frame: np.ndarray, threads: int, runs: int = 20, warmup: int = 3) -> list[dict]:
+    """Invoke latency of each (model file, input it takes), measured in interleaved rounds.
 
     Round-robin (one invoke of each model per round) so that load from other processes falls on
     all variants alike and their ratios stay meaningful on a busy machine; the minimum is reported
@@ -35,8 +35,8 @@ def latencies(paths: list[Path], spec: InputSpec, frame: np.ndarray, threads: in
     invoke (all threads), which other processes do not inflate.
     """
     models = []
-    for path in paths:
-        model = Model(path, threads=threads)
+    for path, spec in targets:
+        model = Model(path, threads=threads, input_size=(spec.width, spec.height))
         tensor, _ = Preprocessor(spec, model.input.dtype, model.input.quantization, model.input_layout)(frame)
         model.set_input(tensor)
         for _ in range(warmup):

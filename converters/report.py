@@ -3,9 +3,14 @@
 `report.json` (written into the bundle) is the whole record; `--json` prints the same object. Its
 stable core, which scripts may rely on: `{"variants": [{"name", "quantization", "size_bytes",
 "size_ratio", "latency_ms", "threads", "fidelity": {"metric": "map50" | "cosine", "value"}}]}`.
+Each variant also says its `input_size` and which variant dominates it on latency, file size and
+memory (`dominated_by`, frontier.py); `sizes` lists the input sizes asked for, and why any of them
+was not built.
 """
 
 from __future__ import annotations
+
+from .frontier import mark
 
 
 def _fidelity_text(f: dict) -> str:
@@ -18,14 +23,20 @@ def _fidelity_text(f: dict) -> str:
 
 
 def table(report: dict) -> str:
-    head = ("variant", "quant", "io", "size MB", "ratio", "ms p50 (min)", "cpu ms", "thr", "rss MB", "fidelity", "float ops", "convert s", "shipped")
+    if any("dominated_by" not in v for v in report["variants"]):
+        mark(report["variants"])  # a report written before the frontier was
+    head = ("variant", "input", "quant", "io", "size MB", "ratio", "ms p50 (min)", "cpu ms", "thr", "rss MB", "fidelity",
+            "frontier", "float ops", "convert s", "shipped")
     rows = [head]
     for v in report["variants"]:
         float_ops = v.get("float_ops")
+        size = v.get("input_size")
         rows.append((
-            v["name"], v["quantization"], v.get("io_type", ""), f"{v['size_bytes'] / 1e6:.2f}", f"{v['size_ratio']:.3f}",
+            v["name"], "x".join(map(str, size)) if size else "", v["quantization"], v.get("io_type", ""),
+            f"{v['size_bytes'] / 1e6:.2f}" + (" *" if v.get("shares_file_of") else ""), f"{v['size_ratio']:.3f}",
             f"{v['latency_ms']:.1f} ({v.get('latency_min_ms', v['latency_ms']):.1f})", f"{v.get('cpu_ms', 0):.1f}", str(v["threads"]),
             "-" if v.get("peak_rss_mb") is None else f"{v['peak_rss_mb']:.0f}", _fidelity_text(v["fidelity"]),
+            _frontier_text(v),
             "-" if float_ops is None else (", ".join(f"{k}x{n}" for k, n in float_ops.items()) or "none"),
             f"{v.get('convert_seconds', 0):.1f}", "yes" if v.get("shipped", True) else "no",
         ))
@@ -37,8 +48,23 @@ def table(report: dict) -> str:
     lines.append("")
     lines.append(f"source: {src.get('file')} ({src.get('format')}); held-out samples: {samples.get('held_out')}, "
                  f"calibration samples: {samples.get('calibration')} from {samples.get('path')}")
-    lines.append(f"fidelity against {report.get('fidelity_reference')}")
+    lines.append(f"fidelity against {report.get('fidelity_reference')}"
+                 + (", at its own input size for every variant" if len(report.get("sizes", {}).get("asked", [])) > 1 else ""))
+    if any(v.get("shares_file_of") for v in report["variants"]):
+        lines.append("* one file whose input size is free serves this variant (the runtime resizes it): no extra size on disk")
+    lines.append("frontier: the costs (latency, file size, memory) on which no other variant is as accurate and cheaper")
+    for s in report.get("sizes", {}).get("asked", []):
+        if not s["built"]:
+            lines.append(f"size {s['size'][0]}x{s['size'][1]} not built: {s['why']}")
     return "\n".join(lines)
+
+
+def _frontier_text(v: dict) -> str:
+    dominated = v.get("dominated_by")
+    if dominated is None:
+        return ""
+    on = [short for axis, short in (("latency", "lat"), ("size", "size"), ("memory", "mem")) if not dominated.get(axis)]
+    return ",".join(on) if on else f"none ({dominated['latency']} beats it)"
 
 
 def below(report: dict, minimum: float) -> list[str]:

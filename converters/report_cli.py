@@ -13,7 +13,7 @@ from runtime.errors import CommandError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path, help="a bundle folder, or its report.json")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--plot", type=Path, metavar="PNG", help="draw fidelity against size ratio and latency")
+    parser.add_argument("--plot", type=Path, metavar="PNG", help="draw fidelity against latency, file size and memory, with the frontier")
 
 
 def load_report(path: Path) -> dict:

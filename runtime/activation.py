@@ -32,7 +32,7 @@ from typing import IO, Any
 from . import exitcodes
 from .atomic import fsync_path, fsync_tree
 from . import paths as state_paths
-from .bundle import MANIFEST, BundleError, load_manifest, sha256_file
+from .bundle import MANIFEST, BundleError, load_manifest, sha256_file, verify_file
 from . import status_file
 from .bundle_digest import DigestError, bundle_digest, is_digest
 
@@ -139,7 +139,8 @@ def receive(paths: BoardPaths, *, expected: str | None, folder: Path | None = No
             shutil.copytree(folder, partial, symlinks=True)
         try:
             digest = bundle_digest(partial)
-            load_manifest(partial / MANIFEST)
+            for variant in load_manifest(partial / MANIFEST).variants:
+                verify_file(variant)
         except (DigestError, BundleError) as exc:
             raise ActivationError(str(exc).replace(str(partial), source), exitcodes.BAD_INPUT) from None
         if expected is not None and digest != expected:

@@ -103,6 +103,18 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def verify_file(variant: Variant, loaded_sha256: str | None = None) -> None:
+    """The variant's file is the one the converter measured (`loaded_sha256`: of the bytes already
+    read, else the file is hashed). A model changed or damaged since (a bad copy, a failing card, a
+    hand edit) is refused, never served with another model's figures."""
+    if not variant.sha256 or variant.file is None:
+        return
+    actual = loaded_sha256 or sha256_file(variant.file)
+    if actual != variant.sha256:
+        raise BundleError(f"{variant.file}: sha256 {actual[:16]}... differs from model.json's {variant.sha256[:16]}...: "
+                          "the file changed after conversion; convert or deploy the bundle again")
+
+
 def parse_input(t: Table) -> InputSpec:
     width = t.number("width", integer=True, gt=0)
     height = t.number("height", integer=True, gt=0)

@@ -35,6 +35,14 @@ WORKSTATION_COMMANDS = {
 }
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A bad argument is one line naming it (`edgewatch run: error: argument --duration: ...`) and
+    exit 2; `--help` shows the usage."""
+
+    def error(self, message: str):
+        self.exit(exitcodes.BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _usage() -> str:
     helps = {**{name: h for name, (_, h) in COMMANDS.items()}, **WORKSTATION_COMMANDS}
     width = max(map(len, helps))
@@ -85,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = " (install the workstation extra: pip install 'edgewatch[convert]')" if name in WORKSTATION_COMMANDS else ""
         print(f"edgewatch {name}: error: cannot load ({exc}){hint}", file=sys.stderr)
         return exitcodes.FAILURE
-    parser = argparse.ArgumentParser(prog=f"edgewatch {name}", description=help_)
+    parser = OneLineErrors(prog=f"edgewatch {name}", description=help_)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])

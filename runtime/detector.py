@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import MANIFEST, Bundle, BundleError, Variant, load_manifest, read_labels
+from .bundle import MANIFEST, Bundle, BundleError, Variant, load_manifest, read_labels, verify_file
 from .decoders import Decoder, DecoderContext, DecoderError, create_decoder
 from .decoders.ssd_postprocess import looks_like_postprocess
 from .decoders.yolo import yolo_layout
@@ -97,7 +97,10 @@ class Detector:
         if path.is_dir() or path.suffix == ".json" or (manifest.is_file() and path.name == "model.tflite"):
             bundle = load_manifest(manifest)
             variant = bundle.variant(options.variant)
-            model = Model(variant.file, threads=options.threads, backend=options.backend)
+            size = bundle.input_for(variant)
+            # a file whose input size is free runs at the size the manifest gives this variant
+            model = Model(variant.file, threads=options.threads, backend=options.backend, input_size=(size.width, size.height),
+                          verify=lambda digest: verify_file(variant, digest))
             if labels is not None:
                 bundle = Bundle(**{**bundle.__dict__, "labels": labels})
         else:
@@ -156,3 +159,4 @@ class Detector:
 
 
 __all__ = ["Detector", "DetectorOptions", "Timings", "ModelError", "BundleError", "DecoderError"]
+

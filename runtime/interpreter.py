@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -192,6 +193,15 @@ def image_layout(shape: tuple[int, ...]) -> str | None:
     return None
 
 
+def _resizable(detail: dict) -> bool:
+    """Whether an image input leaves height and width to the caller (shape signature -1)."""
+    signature = detail.get("shape_signature")
+    if signature is None or len(signature) != 4:
+        return False
+    hw = (1, 2) if image_layout(tuple(int(d) for d in detail["shape"])) != "nchw" else (2, 3)
+    return all(int(signature[i]) == -1 for i in hw)
+
+
 def _tensor_info(detail: dict) -> TensorInfo:
     scale, zero = detail.get("quantization", (0.0, 0))
     quant = Quantization(float(scale), int(zero)) if scale else None
@@ -199,9 +209,18 @@ def _tensor_info(detail: dict) -> TensorInfo:
 
 
 class Model:
-    """One loaded TFLite model: validated, allocated once, invoked many times."""
+    """One loaded TFLite model: validated, allocated once, invoked many times.
 
-    def __init__(self, path: Path | str, threads: int | None = None, backend: str | None = None):
+    `input_size` (width, height) runs a model whose file leaves its input's height and width free
+    (shape signature -1) at that size: one file then serves several input-size variants of a
+    bundle. A file with a fixed input size runs at its own size (`input_size` says which; the caller
+    compares it with the size it asked for).
+    `verify(sha256)`: called with the digest of the bytes read, before they are interpreted (a file
+    changed since conversion is named as such, not as a damaged flatbuffer).
+    """
+
+    def __init__(self, path: Path | str, threads: int | None = None, backend: str | None = None,
+                 input_size: tuple[int, int] | None = None, verify: Callable[[str], None] | None = None):
         self.path = Path(path)
         try:
             data = self.path.read_bytes()
@@ -211,14 +230,22 @@ class Model:
             raise ModelError(f"{self.path}: is a folder, not a .tflite file") from None
         except OSError as exc:
             raise ModelError(f"{self.path}: cannot read ({exc.strerror})") from None
-        check_flatbuffer(self.path, data)
         self.size_bytes = len(data)
         self.sha256 = hashlib.sha256(data).hexdigest()  # of the bytes loaded, not of the file later
+        if verify is not None:
+            verify(self.sha256)
+        check_flatbuffer(self.path, data)
         self.backend = load_backend(backend)
         self.threads = threads or default_threads()
         try:
             self._interp = self.backend.interpreter_class(model_content=data, num_threads=self.threads)
+            detail = self._interp.get_input_details()
+            self.resizable = _resizable(detail[0]) if len(detail) == 1 else False
+            if input_size is not None and len(detail) == 1:
+                self._resize(detail[0], input_size)
             self._interp.allocate_tensors()
+        except ModelError:
+            raise
         except (ValueError, RuntimeError) as exc:
             reason = " ".join(str(exc).split())
             raise ModelError(f"{self.path}: the interpreter refused it ({reason[:300]})") from None
@@ -264,6 +291,18 @@ class Model:
             index = int(op["inputs"][0])
         return info
 
+    def _resize(self, detail: dict, size: tuple[int, int]) -> None:
+        shape = [int(d) for d in detail["shape"]]
+        width, height = size
+        if len(shape) != 4 or not self.resizable:
+            return
+        if image_layout(tuple(shape)) == "nchw":
+            wanted = [shape[0], shape[1], height, width]
+        else:
+            wanted = [shape[0], height, width, shape[3]]
+        if wanted != shape:
+            self._interp.resize_tensor_input(detail["index"], wanted, strict=True)
+
     @property
     def engine(self) -> str:
         """Backend, version and kernels, for reports: a figure without XNNPACK is another figure."""
@@ -301,6 +340,6 @@ class Model:
     def ops(self) -> list[str]:
         """Operator names in execution order (for reports: which ops stayed float)."""
         try:
-            return [d["op_name"] for d in self._interp._get_ops_details()]
+            return [d["op_name"] for d in self._interp._get_ops_details()]  # noqa: SLF001 - the only op listing LiteRT has
         except Exception:  # noqa: BLE001 - a private API; a report without it is still a report
             return []

@@ -13,8 +13,14 @@ from pathlib import Path
 
 import pytest
 
+import arm64_early
+
 REPO = Path(__file__).resolve().parents[1]
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+# How long a test waits for a condition before it fails. Tests wait on conditions, never on the
+# machine being fast: a wait that succeeds returns at once, so this only bounds a real failure,
+# and it is long enough for a shared machine under heavy load (or an emulated arm64 root).
+WAIT_S = float(os.environ.get("EDGEWATCH_TEST_WAIT_S", "300"))
 
 
 def _package_dir(name: str) -> Path:
@@ -101,6 +107,23 @@ def blazeface_bundle(tmp_path, blazeface_tflite) -> Path:
     return folder
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The arm64 test last: it only waits for the check that starts when collection ends."""
+    items.sort(key=lambda item: item.get_closest_marker("arm64") is not None)  # stable: the rest keep their order
+
+
+def pytest_collection_finish(session):
+    if (any(item.get_closest_marker("arm64") for item in session.items) and not session.config.option.collectonly
+            and arm64_early.missing() is None):
+        session.config.stash[arm64_early.RUNNING] = arm64_early.start()
+
+
+def pytest_unconfigure(config):
+    running = config.stash.get(arm64_early.RUNNING, None)
+    if running is not None:
+        arm64_early.stop(running)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI a skip is a failure: CI installs every model, package and service the tests need
@@ -112,3 +135,11 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where everything it needs is installed: {reason}"
+
+
+@pytest.fixture(scope="session")
+def vtest_background(vtest_avi):
+    """The empty street of vtest.avi: the per-pixel median of frames spread over the clip."""
+    from runtime.bench.footage import median_background
+
+    return median_background(vtest_avi)

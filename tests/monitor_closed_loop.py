@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -172,8 +173,16 @@ def memory_loop(bundle: Path, work: Path, seconds: float, measure_s: float = 15.
         "rss_last_mb": rss[-1],
         "memory_state": run.status.get("budget", {}).get("memory", {}).get("state"),
         "decisions": run.samples[-1].decisions if run.samples else 0,
+        "knobs_turned": _knobs_turned(work / "held-memory"),
         "exit_code": run.exit_code,
     }
+
+
+def _knobs_turned(state_dir: Path) -> list[str]:
+    """The knobs the budget turned, from the run's own event log."""
+    with sqlite3.connect(state_dir / "events.db") as conn:
+        kinds = [k for (k,) in conn.execute("SELECT kind FROM system_events WHERE kind LIKE 'budget.%' ORDER BY id")]
+    return [k.removeprefix("budget.") for k in kinds if k.removeprefix("budget.") in ("rate_limit", "threads", "variant", "paused", "shed_caches")]
 
 
 def main() -> int:

@@ -115,3 +115,20 @@ def person_plant(**kw) -> Plant:
         variant="float32",
         **kw,
     )
+
+
+def ladder_plant(**kw) -> Plant:
+    """A bundle with input-size variants, figures in the range of SSDLite on a Raspberry Pi 4: int8
+    about half the float32 time, latency falling with the input's area, fidelity with its size."""
+    kw.setdefault("idle_w", 1.5)  # the process's share above idle: what each variant's cost changes
+    return Plant(
+        variants={
+            "float32": PlantVariant(latency_ms_1t=180.0, joules_1t=0.12, peak_rss_mb=120.0, fidelity=0.9998),
+            "int8": PlantVariant(latency_ms_1t=75.0, joules_1t=0.05, peak_rss_mb=45.0, fidelity=0.99),
+            "float32-224": PlantVariant(latency_ms_1t=100.0, joules_1t=0.067, peak_rss_mb=90.0, fidelity=0.95),
+            "int8-224": PlantVariant(latency_ms_1t=42.0, joules_1t=0.028, peak_rss_mb=40.0, fidelity=0.93),
+            "int8-160": PlantVariant(latency_ms_1t=21.0, joules_1t=0.014, peak_rss_mb=36.0, fidelity=0.80),
+        },
+        variant="float32",
+        **kw,
+    )

@@ -39,7 +39,7 @@ def test_dry_run_plans_every_target_from_pyproject(tmp_path):
     assert f"root trixie: {tmp_path}/roots/trixie-arm64.tar (cached)" in out
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     tflite = out.split("target bookworm-tflite:")[1].split("target ")[0]
-    runtime_lines = [l for l in tflite.splitlines() if "runtime:" in l]
+    runtime_lines = [line for line in tflite.splitlines() if "runtime:" in line]
     # The tflite-runtime board: the runtime without its LiteRT dependency, numpy held below 2.
     assert runtime_lines[0].endswith("pip install --no-deps /src/dist/edgewatch-*.whl")
     assert "tflite-runtime==2.14.0" in runtime_lines[1] and "ai-edge-litert" not in runtime_lines[1]

@@ -15,6 +15,7 @@ import pytest
 from runtime import exitcodes
 from runtime.bundle import load_manifest
 from runtime.cli import main
+from conftest import WAIT_S
 
 pytestmark = pytest.mark.convert
 tf = pytest.importorskip("tensorflow")
@@ -189,7 +190,7 @@ def test_headless_run_killed_mid_conversion_leaves_the_old_bundle(tiny_model, ph
             proc.send_signal(signal.SIGTERM)
             break
     err = "".join(lines) + proc.stderr.read()
-    assert proc.wait(timeout=120) == exitcodes.INTERRUPTED, err
+    assert proc.wait(timeout=WAIT_S) == exitcodes.INTERRUPTED, err
     assert "\r" not in err and any(line.startswith("[") and "loading" in line for line in lines)
     assert err.strip().splitlines()[-1] == f"edgewatch convert: error: interrupted by SIGTERM; nothing written, {target} unchanged"
     assert sorted(p.name for p in target.iterdir()) == ["model.json", "model.tflite"]

@@ -2,6 +2,7 @@
 
 import io
 import os
+import select
 
 from converters.progress import Progress
 
@@ -30,7 +31,12 @@ def test_bar_on_a_real_terminal():
             p.step("reference", total=4)
             p.update(2)
             p.done("ok")
-        data = os.read(master, 4096).decode()
+        # A pty hands its output over in chunks: read until the last line has arrived.
+        data = ""
+        while "ok\n" not in data.replace("\r\n", "\n"):
+            ready, _, _ = select.select([master], [], [], 10.0)
+            assert ready, f"the terminal got no more output after {data!r}"
+            data += os.read(master, 4096).decode()
     finally:
         os.close(master)
         os.close(slave)

@@ -12,6 +12,8 @@ from runtime.table import SchemaError
 from runtime import config
 from runtime.config.keys import keys
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "deploy" / "config.example.toml"
 
@@ -79,6 +81,14 @@ polygon = [[0, 0.5], [0.5, 0.5], [0.5, 1]]
     assert load_text(tmp_path, '[camera]\nsource = "rtsp://cam/1"\n').camera.source == "rtsp://cam/1"
 
 
+def test_the_tracker_continues_events_on_low_scores_and_old_configs_keep_loading(tmp_path):
+    assert load_text(tmp_path, "").low_score == 0.2
+    # a config written before low_score existed, with min_score below its default, still loads
+    old = load_text(tmp_path, "[detect]\nmin_score = 0.1\n[tracker]\niou = 0.4\n")
+    assert old.low_score == 0.1 and old.tracker.iou == 0.4
+    assert load_text(tmp_path, "[tracker]\nlow_score = 0.05\n").low_score == 0.05
+
+
 @pytest.mark.parametrize("text, message", [
     ("[camera]\nfps = 0\n", "camera.fps: must be > 0, got 0"),
     ("[camera]\nfsp = 10\n", "camera.fsp: unknown key"),
@@ -92,8 +102,17 @@ polygon = [[0, 0.5], [0.5, 0.5], [0.5, 1]]
     ("[[detect.zones]]\nname = \"a\"\npolygon = [[0, 0], [1, 0]]\n", "detect.zones[0].polygon: needs at least 3 points"),
     ("[[detect.zones]]\nname = \"a\"\npolygon = [[0, 0], [1, 0], [2, 1]]\n", "detect.zones[0].polygon[2]: must be [x, y]"),
     ("[tracker]\niou = 0\n", "tracker.iou: must be > 0"),
+    ("[detect]\nmin_score = 0.3\n[tracker]\nlow_score = 0.4\n", "tracker.low_score: must be <= detect.min_score (0.3), got 0.4"),
+    ("[tracker]\nmax_missed_s = 5\nstationary_max_missed_s = 3\n", "tracker.stationary_max_missed_s: must be >= max_missed_s (5)"),
     ("[events]\nsnapshot = \"full\"\n", "events.snapshot: 'full' is not one of box, crop, none"),
     ("camera = 3\n", "camera: must be a table"),
+    ("[web]\nhost = \"0.0.0.0\"\n", "web.token: is required when host is not loopback ('0.0.0.0')"),
+    ("[web]\nhost = \"192.168.1.20\"\ntoken = \"short\"\n", "web.token: must be 16 to 256 characters"),
+    ("[web]\nhost = \"board.local\"\n", "web.host: must be an IP address"),
+    ("[web]\nport = 70000\n", "web.port: must be <= 65535"),
+    ("[web]\nmax_viewers = 0\n", "web.max_viewers: must be >= 1"),
+    ("[web]\nlive_fps = 0\n", "web.live_fps: must be > 0"),
+    ("[web]\nenabled = \"yes\"\n", "web.enabled: must be"),
     ("[camera\n", "not valid TOML"),
 ])
 def test_bad_values_name_their_field(tmp_path, text, message):
@@ -134,3 +153,13 @@ def test_model_labels_and_iou_for_a_bare_model(tmp_path):
     assert cfg.model.labels == tmp_path / "labels.txt" and cfg.model.iou == 0.7
     with pytest.raises(SchemaError, match="model.iou"):
         parse({"model": {"iou": 0}}, "c.toml", tmp_path)
+
+
+def test_web_defaults_to_loopback_and_another_address_comes_with_its_token(tmp_path):
+    web = config.load(None).web
+    assert (web.enabled, web.host, web.port, web.token) == (True, "127.0.0.1", 8090, None)
+    token = "4f6c2d0e9a8b7c6d5e4f3a2b1c0d9e8f"
+    cfg = load_text(tmp_path, f'[web]\nhost = "0.0.0.0"\ntoken = "{token}"\nport = 0\n')
+    assert (cfg.web.host, cfg.web.port, cfg.web.token) == ("0.0.0.0", 0, token)
+    assert token not in repr(cfg)  # never in a log line
+    assert load_text(tmp_path, '[web]\nhost = "::1"\n').web.host == "::1"

@@ -5,6 +5,7 @@ BlazeFace (MediaPipe's own file) watches a clip made from a real photo (scikit-i
 30 frames with her face drifting, then 30 without, so one event must start and end.
 """
 
+import json
 import sqlite3
 import time
 
@@ -19,6 +20,7 @@ from runtime.pipeline import Pipeline
 from runtime.pipeline.loader import load_and_test
 from runtime import config
 from runtime.sources import Frame
+from conftest import WAIT_S
 
 
 @pytest.fixture(scope="module")
@@ -42,28 +44,28 @@ def data_coffee(shape):
 def make_config(tmp_path, source, model, **camera):
     camera = {"as_fast_as_possible": "true", **camera}
     text = f'[camera]\nsource = "{source}"\n' + "".join(f"{k} = {v}\n" for k, v in camera.items())
-    text += f'[model]\npath = "{model}"\nthreads = 1\n[tracker]\nmax_missed_s = 0.5\n[events]\nbatch_seconds = 0.2\n'
+    # every frame to the model: these tests are about the pipeline, not the motion gate
+    text += f'[model]\npath = "{model}"\nthreads = 1\n[motion]\nenabled = false\n[tracker]\nmax_missed_s = 2.0\n[events]\nbatch_seconds = 0.2\n'
     path = tmp_path / "config.toml"
     path.write_text(text)
     return config.load(path)
 
 
-def wait(cond, timeout=20.0):
+def wait(cond, timeout=WAIT_S):
     deadline = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
 
 
-@pytest.mark.realtime
 def test_face_clip_makes_one_event_with_snapshot(tmp_path, face_clip, blazeface_bundle):
     cfg = make_config(tmp_path, face_clip, blazeface_bundle)
     log = EventLog(tmp_path / "events.db", tmp_path / "snapshots", Retention(), 0.2, journal_lines=False)
     pipe = Pipeline(cfg, load_and_test(cfg.model), log)
     pipe.start()
     try:
-        wait(lambda: pipe.capture.ended and pipe.slot.peek() is None)
-        time.sleep(0.3)  # the last frame's inference
+        # every frame of a recording read as fast as possible is inferred, the last one included
+        wait(lambda: pipe.capture.ended and pipe.stats.inferred + pipe.stats.errors == pipe.slot.put_count)
     finally:
         pipe.stop()
         log.close()
@@ -119,9 +121,9 @@ def test_a_model_that_cannot_serve_is_refused(tmp_path, blazeface_bundle):
         load_and_test(config.ModelConfig(path=blazeface_bundle))
 
 
-@pytest.mark.realtime
 def test_actuator_rate_limit_and_pause(tmp_path, face_clip, blazeface_bundle):
-    """The resource monitor's knobs: a rate limit drops frames (counted), a pause stops inference."""
+    """The resource monitor's knobs: a rate limit drops frames (counted), a pause stops inference.
+    Only what holds at any speed is asserted: a cap is a cap however slow the machine."""
     cfg = make_config(tmp_path, face_clip, blazeface_bundle, loop="true", as_fast_as_possible="false")
     log = EventLog(tmp_path / "events.db", tmp_path / "snapshots", Retention(), 0.2, journal_lines=False)
     pipe = Pipeline(cfg, load_and_test(cfg.model), log)
@@ -129,17 +131,18 @@ def test_actuator_rate_limit_and_pause(tmp_path, face_clip, blazeface_bundle):
     pipe.start()
     try:
         wait(lambda: pipe.stats.inferred >= 2)
-        n0, c0, t0 = pipe.stats.inferred, pipe.slot.put_count, time.monotonic()
-        time.sleep(2.0)
-        n, c = pipe.stats.inferred - n0, pipe.slot.put_count - c0
-        rate = n / (time.monotonic() - t0)
-        assert rate <= 4.5 and c > 2 * n  # the 20 fps clip is captured, a fifth inferred
-        assert pipe.slot.dropped > 0
+        n0, t0 = pipe.stats.inferred, time.monotonic()
+        wait(lambda: pipe.stats.inferred >= n0 + 8)
+        rate = (pipe.stats.inferred - n0 - 1) / (time.monotonic() - t0)
+        assert rate <= 4.4  # never faster than the cap (one inference of slack at the edges)
+        # what the 20 fps clip gave and was not inferred was dropped and counted, never queued
+        wait(lambda: pipe.slot.dropped > 0)
         pipe.set_paused(True)
-        time.sleep(0.5)
+        c1 = pipe.slot.put_count
+        wait(lambda: pipe.slot.put_count > c1 + 2)  # an inference under way when the pause came has ended
         n1, c1 = pipe.stats.inferred, pipe.slot.put_count
-        time.sleep(1.0)
-        assert pipe.stats.inferred == n1 and pipe.slot.put_count > c1
+        wait(lambda: pipe.slot.put_count > c1 + 10)  # the camera goes on ...
+        assert pipe.stats.inferred == n1  # ... the model does not
         pipe.set_paused(False)
         pipe.set_rate_limit(None)
         wait(lambda: pipe.stats.inferred > n1 + 5)
@@ -195,3 +198,33 @@ def test_snapshot_modes():
     small = Frame(cv2.resize(img, (256, 256)), 2, time.monotonic(), time.time(), full=img)
     big = cv2.imdecode(np.frombuffer(snapshot.encode(small, box / 2, 0, 0.9, ["face"], "crop", 85), np.uint8), cv2.IMREAD_COLOR)
     assert abs(big.shape[1] - crop.shape[1]) <= 2
+
+
+def test_an_event_keeps_its_trajectory_and_the_zones_it_entered(tmp_path, face_clip, blazeface_bundle, capsys):
+    from runtime.cli import main
+
+    cfg = make_config(tmp_path, face_clip, blazeface_bundle)
+    # Her face (box bottom at ~40 % of the frame's height) is in "upper" only; points every 50 ms.
+    text = cfg.source_file.read_text().replace("[tracker]\n", "[tracker]\ntrajectory_interval_s = 0.05\n")
+    text += ('[[detect.zones]]\nname = "lower"\npolygon = [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]\n'
+             '[[detect.zones]]\nname = "upper"\npolygon = [[0, 0], [1, 0], [1, 0.6], [0, 0.6]]\n')
+    cfg.source_file.write_text(text)
+    cfg = config.load(cfg.source_file)
+    log = EventLog(tmp_path / "events.db", tmp_path / "snapshots", Retention(), 0.2, journal_lines=False)
+    pipe = Pipeline(cfg, load_and_test(cfg.model), log)
+    pipe.start()
+    try:
+        wait(lambda: pipe.capture.ended and pipe.slot.peek() is None)
+        time.sleep(0.3)  # the last frame's inference
+    finally:
+        pipe.stop()
+        log.close()
+    assert main(["events", "--json", "--state-dir", str(tmp_path)]) == 0
+    (event,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert event["zones"] == ["upper"] and event["stationary"] is False
+    path = event["trajectory"]
+    assert len(path) >= 3, path
+    times = [p[0] for p in path]
+    assert times[0] == 0 and times == sorted(times)
+    # the clip drifts her face 3 px right per frame: so does the path
+    assert path[-1][1] > path[0][1] + 10, path

@@ -22,7 +22,10 @@ import pytest
 
 from runtime.cli import main
 
+from conftest import WAIT_S
+
 REPO = Path(__file__).resolve().parents[1]
+STOP_TIMEOUT_S = 20.0  # the unit's TimeoutStopSec=: what a stop must stay within, on any machine
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +43,9 @@ def clip(tmp_path_factory, vtest_avi):
 
 
 class Daemon:
-    def __init__(self, tmp_path, config_text, *, watchdog_usec=None, args=()):
+    def __init__(self, tmp_path, config_text, *, watchdog_usec=None, args=(), state=None, env=None):
         self.dir = tmp_path
-        self.state = tmp_path / "state"
+        self.state = state or tmp_path / "state"
         self.config = tmp_path / "config.toml"
         self.config.write_text(config_text)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -54,11 +57,13 @@ class Daemon:
         # Drained all along, as systemd does: an unread datagram queue fills in seconds.
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
-        env = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "CONFIGURATION_DIRECTORY")}
+        extra_env = env
+        env = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "CONFIGURATION_DIRECTORY", "RUNTIME_DIRECTORY")}
         env["NOTIFY_SOCKET"] = str(tmp_path / "notify.sock")
         env["PYTHONPATH"] = str(REPO)
         if watchdog_usec:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
+        env.update(extra_env or {})
         self.stderr = open(tmp_path / "stderr.txt", "w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-X", "faulthandler", "-m", "runtime.cli", "run", "--config", str(self.config), "--state-dir", str(self.state), *args],
@@ -71,7 +76,7 @@ class Daemon:
             except (socket.timeout, OSError):
                 continue
 
-    def receive(self, until, timeout=30.0):
+    def receive(self, until, timeout=WAIT_S):
         """Wait for a notify message not seen by an earlier call for which `until` is true."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -87,7 +92,7 @@ class Daemon:
     def status(self):
         return json.loads((self.state / "status.json").read_text())
 
-    def wait_status(self, cond, timeout=30.0):
+    def wait_status(self, cond, timeout=WAIT_S):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -105,9 +110,10 @@ class Daemon:
         return (self.dir / "stderr.txt").read_text()[-3000:]
 
     def terminate(self):
+        """SIGTERM; the exit code and how long the stop took (systemd waits TimeoutStopSec=20 s)."""
         t0 = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(10)
+        code = self.proc.wait(STOP_TIMEOUT_S)
         return code, time.monotonic() - t0
 
     def close(self):
@@ -117,6 +123,7 @@ class Daemon:
         self._closed = True
         self._reader.join(1)
         self.sock.close()
+        (self.dir / "notify.sock").unlink(missing_ok=True)  # a restart in the same folder binds it again
         self.stderr.close()
 
 
@@ -144,9 +151,8 @@ def test_sd_notify_ready_watchdog_status_and_sigterm(tmp_path, clip, blazeface_b
         assert main(["status", "--state-dir", str(d.state)]) == 0
 
         code, took = d.terminate()
-        assert code == 0 and took < 5.0, d.log()
-        time.sleep(0.3)
-        assert "STOPPING=1" in d.messages
+        assert code == 0 and took < STOP_TIMEOUT_S, d.log()
+        d.receive(lambda m: m == "STOPPING=1")
         assert d.status()["state"] == "stopping" and not d.status()["healthy"]
         assert main(["status", "--state-dir", str(d.state)]) == 1
         db = sqlite3.connect(d.state / "events.db")
@@ -191,10 +197,37 @@ def test_sighup_reload_good_then_bad_keeps_serving(tmp_path, clip, blazeface_bun
         assert "reload failed" in d.log()
 
         code, took = d.terminate()
-        assert code == 0 and took < 5.0
+        assert code == 0 and took < STOP_TIMEOUT_S
         db = sqlite3.connect(d.state / "events.db")
-        kinds = [k for (k,) in db.execute("SELECT kind FROM system_events ORDER BY id")]
+        # (a loaded machine may add a camera loss and recovery in between: not what is tested here)
+        kinds = [k for (k,) in db.execute("SELECT kind FROM system_events ORDER BY id") if not k.startswith("source_")]
         assert kinds == ["started", "reload", "reload_failed", "reload_failed"], kinds
+    finally:
+        d.close()
+
+
+def test_sighup_with_new_budgets_and_a_new_bundle_reloads_the_monitor_it_has(tmp_path, clip, blazeface_bundle, person_bundle):
+    """The monitor is reloaded, not rebuilt: it carries on (its tick count goes on rising), takes
+    the new budgets, and its ladder is the new bundle's, read after the new model serves."""
+    budget = '[budget]\npower_w = {}\npower_scope = "process"\nboard = "pi-4b"\n'
+    d = Daemon(tmp_path, config_text(clip, blazeface_bundle, budget.format(50)))
+    try:
+        s = d.wait_status(lambda s: s["budget"].get("ticks", 0) >= 2)
+        assert s["budget"]["controller"]["ladder"] == ["default/1t"]
+        ticks = s["budget"]["ticks"]
+        d.config.write_text(config_text(clip, person_bundle, budget.format(40)))
+        d.proc.send_signal(signal.SIGHUP)
+        s = d.wait_status(lambda s: s["model"]["name"] == "person-ssdlite" and s["budget"]["budgets"]["power_w"] == 40)
+        ladder = s["budget"]["controller"]["ladder"]
+        # topped by the most accurate variant; the smaller inputs (fidelity < min_fidelity 0.9) are no steps
+        assert ladder[0] == "float32/1t" and {lv.split("/")[0] for lv in ladder} <= {"float32", "int8", "int8-postprocess"}, ladder
+        assert s["budget"]["knobs"]["variant"] == "float32" and s["budget"]["ticks"] >= ticks
+        code, _ = d.terminate()
+        assert code == 0
+        db = sqlite3.connect(d.state / "events.db")
+        rows = db.execute("SELECT kind, detail FROM system_events WHERE kind LIKE '%reload%' ORDER BY id").fetchall()
+        assert [k for k, _ in rows] == ["budget.reload", "reload"], rows
+        assert json.loads(rows[0][1])["ladder"][0] == "float32/1t"  # the new bundle's, not the old one's
     finally:
         d.close()
 
@@ -202,7 +235,8 @@ def test_sighup_reload_good_then_bad_keeps_serving(tmp_path, clip, blazeface_bun
 def test_camera_lost_then_recovered_daemon_stays_up(tmp_path, clip, blazeface_bundle):
     cam = tmp_path / "cam.avi"
     shutil.copy(clip, cam)
-    d = Daemon(tmp_path, config_text(cam, blazeface_bundle))
+    # The loss is the file gone at the end of a loop; no read timeout a loaded machine could trip.
+    d = Daemon(tmp_path, config_text(cam, blazeface_bundle).replace("read_timeout_s = 1.0", "read_timeout_s = 60.0"))
     try:
         d.wait_status(lambda s: s["state"] == "running")
         cam.rename(tmp_path / "away.avi")  # the camera dies mid-stream (at the end of this loop)
@@ -247,7 +281,7 @@ def test_bad_config_at_start_is_a_one_line_error(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text("[camera]\nfps = 0\n")
     r = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "runtime.cli", "run", "--config", str(path), "--state-dir", str(tmp_path / "s")],
-                       capture_output=True, text=True, cwd=REPO, timeout=60)
+                       capture_output=True, text=True, cwd=REPO, timeout=WAIT_S)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == f"edgewatch run: error: {path}: camera.fps: must be > 0, got 0"
 
@@ -285,48 +319,71 @@ def test_full_disk_detection_goes_on_and_writing_resumes(tmp_path, small_fs, cli
     try:
         d.wait_status(lambda s: s["state"] == "running")
         filler = small_fs / "filler"
-        with open(filler, "wb", buffering=0) as f:  # fill the disk to the last byte
-            for block in (65536, 512, 1):
-                try:
-                    while f.write(b"\0" * block):
+        said = lambda: any(m in (tmp_path / "stderr.txt").read_text() for m in ("cannot write", "disk full", "snapshots wait"))  # noqa: E731
+        deadline = time.monotonic() + WAIT_S
+        with open(filler, "wb", buffering=0) as f:
+            # Filled to the last byte, and topped up until the daemon says so in its log: each
+            # status rewrite (temp file, then rename) frees the old file's page for a moment.
+            while True:
+                for block in (65536, 512, 1):
+                    try:
+                        while f.write(b"\0" * block):
+                            pass
+                    except OSError:
                         pass
-                except OSError:
-                    pass
+                if said():
+                    break
+                assert time.monotonic() < deadline, f"the daemon never said the disk was full: {d.log()}"
+                time.sleep(0.1)
         frozen = d.status()
-        time.sleep(3)
-        # status.json cannot be rewritten now, but the daemon runs on: STATUS= keeps counting.
-        counts = [int(m.split(", ")[1].split()[0]) for m in d.messages if m.startswith("STATUS=") and " inferred" in m]
-        assert counts[-1] > frozen["frames"]["inferred"]
+        # the daemon runs on, whatever the disk: STATUS= keeps counting
+        inferred = lambda m: int(m.split(", ")[1].split()[0]) if m.startswith("STATUS=") and " inferred" in m else -1  # noqa: E731
+        d.receive(lambda m: inferred(m) > frozen["frames"]["inferred"])
+        counts = [inferred(m) for m in d.messages if inferred(m) >= 0]
         assert d.proc.poll() is None
         filler.unlink()  # space returns
         s = d.wait_status(lambda s: s["updated"] > frozen["updated"] + 3)
         assert s["frames"]["inferred"] > counts[-1] - 1
         code, _ = d.terminate()
         assert code == 0, d.log()
-        assert "cannot write" in d.log()
     finally:
         d.close()
 
 
-@pytest.mark.realtime
 def test_embedded_default_person_model_on_vtest(tmp_path, person_bundle):
     """The README's main command: no config, no camera: the bundled person model on the bundled
     video, events in the per-user state folder, where `edgewatch events` and `status` look."""
-    if Path("/etc/edgewatch/config.toml").exists():
-        pytest.skip("this machine has a system config, so `edgewatch run` would not use the embedded default")
-    env = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "CONFIGURATION_DIRECTORY", "NOTIFY_SOCKET")}
+    for system in (Path("/etc/edgewatch/config.toml"), Path("/var/lib/edgewatch")):
+        if system.exists():
+            pytest.skip(f"this machine has {system} (an installed service), which `edgewatch run` would use")
+    env = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "CONFIGURATION_DIRECTORY", "NOTIFY_SOCKET", "RUNTIME_DIRECTORY")}
     env.update(XDG_STATE_HOME=str(tmp_path / "xdg"), PYTHONPATH=str(REPO))
-    r = subprocess.run([sys.executable, "-m", "runtime.cli", "run", "--duration", "6"], env=env, cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-2000:]
     state = tmp_path / "xdg" / "edgewatch"
-    status = json.loads((state / "status.json").read_text())
+    with open(tmp_path / "stderr.txt", "w+") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run"], env=env, cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            deadline = time.monotonic() + WAIT_S
+            status = {}
+            while not (status.get("frames", {}).get("inferred", 0) >= 5 and status.get("events", {}).get("written", 0) >= 2):
+                assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "stderr.txt").read_text()[-2000:]
+                time.sleep(0.2)
+                try:
+                    status = json.loads((state / "status.json").read_text())
+                except (FileNotFoundError, json.JSONDecodeError):
+                    pass
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(STOP_TIMEOUT_S) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        stderr.seek(0)
+        log = stderr.read()
     assert status["model"]["name"] == "person-ssdlite" and status["source"]["name"] == "vtest"
-    assert status["frames"]["inferred"] >= 5
     db = sqlite3.connect(state / "events.db")
     labels = {label for (label,) in db.execute("SELECT label FROM events")}
     assert labels == {"person"}  # vtest.avi is people walking
-    journal = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    journal = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert journal and all(j["label"] == "person" for j in journal)
     snaps = [s for (s,) in db.execute("SELECT snapshot FROM events WHERE snapshot IS NOT NULL")]
     assert snaps and cv2.imread(str(state / snaps[0])).shape == (576, 768, 3)

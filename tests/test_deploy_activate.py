@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BLAZEFACE_MANIFEST, REPO
+from conftest import BLAZEFACE_MANIFEST, REPO, WAIT_S
 from runtime import exitcodes
 from runtime import activation
 from runtime.bundle_digest import DigestError, bundle_digest, listing
@@ -40,7 +40,7 @@ def paths(tmp_path) -> activation.BoardPaths:
 
 def activate(paths: activation.BoardPaths, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "runtime.cli", "activate", "--state-dir", str(paths.state), *args],
-                          cwd=REPO, input=stdin, capture_output=True, timeout=120)
+                          cwd=REPO, input=stdin, capture_output=True, timeout=WAIT_S)
 
 
 def test_digest_covers_every_file_and_its_name(bundle, tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, WAIT_S
 
 INSTALL = REPO / "deploy" / "install.sh"
 OS_RELEASE = 'PRETTY_NAME="Raspbian GNU/Linux 12 (bookworm)"\nID=raspbian\nID_LIKE=debian\nVERSION_CODENAME=bookworm\n'
@@ -103,7 +103,7 @@ def test_converter_host_gets_the_convert_extra_and_unit(tmp_path, source):
 
 def test_dry_run_on_this_machine_lists_apt_and_touches_nothing(source):
     r = subprocess.run(["bash", str(INSTALL), "--dry-run", "--source", str(source), "--python", sys.executable],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=WAIT_S)
     assert r.returncode == 0, r.stderr
     assert "apt: " in r.stderr or "+ apt-get" in r.stderr
     assert "python3-picamera2 is not in this archive" in r.stderr or "python3-picamera2" in r.stderr

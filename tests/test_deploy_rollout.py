@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BLAZEFACE_MANIFEST, REPO
+from conftest import BLAZEFACE_MANIFEST, REPO, WAIT_S
 from runtime import exitcodes
 from runtime.bundle import sha256_file
 from runtime import activation as board_mod
@@ -182,7 +182,7 @@ class Sshd:
             "Subsystem sftp /usr/lib/openssh/sftp-server", "LogLevel VERBOSE", "",
         ]))
         # The client side: one alias per board, each with its own state folder; "offline" has no sshd.
-        common = [f"  HostName 127.0.0.1", "  User root", f"  IdentityFile {self.key}", "  IdentitiesOnly yes",
+        common = ["  HostName 127.0.0.1", "  User root", f"  IdentityFile {self.key}", "  IdentitiesOnly yes",
                   f"  UserKnownHostsFile {self.known_hosts}", "  StrictHostKeyChecking yes", "  LogLevel ERROR"]
         lines = []
         for name, b in boards.items():
@@ -195,7 +195,7 @@ class Sshd:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation folder
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(self.config)], stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + WAIT_S
         while True:
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.5).close()
@@ -287,7 +287,7 @@ def test_power_cut_mid_rollout_boots_on_the_last_good_bundle(boards, bundles):
     env = {**os.environ, "STATE_DIRECTORY": str(b.paths.state)}  # as systemd runs both
     activation = subprocess.Popen([*EDGEWATCH, "activate", "--timeout", "60", str(bundles["broken"])], cwd=REPO, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + WAIT_S
     while b.current() != broken:
         assert activation.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
@@ -297,14 +297,14 @@ def test_power_cut_mid_rollout_boots_on_the_last_good_bundle(boards, bundles):
     b.proc.wait()
     assert b.current() == broken and board_mod.link_target(b.paths.fallback).name == good
 
-    r = subprocess.run([*EDGEWATCH, "activate", "--recover"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run([*EDGEWATCH, "activate", "--recover"], cwd=REPO, env=env, capture_output=True, text=True, timeout=WAIT_S)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"result": "recovered", "ok": True, "bundle": good, "abandoned": broken}
     assert b.current() == good and not os.path.lexists(b.paths.fallback)
     b.start()
     assert b.serving(next(bundles[n] for n in ("short", "back") if bundle_digest(bundles[n]) == good))
     # and at an ordinary start there is nothing to undo
-    r = subprocess.run([*EDGEWATCH, "activate", "--recover"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run([*EDGEWATCH, "activate", "--recover"], cwd=REPO, env=env, capture_output=True, text=True, timeout=WAIT_S)
     assert json.loads(r.stdout)["result"] == "nothing" and b.current() == good
 
 
@@ -316,7 +316,7 @@ def test_corrupted_transfer_is_refused_before_any_switch(sshd, boards, bundles):
     wrong = bundle_digest(bundles["short"])  # what the sender claims; the stream holds `back`
     remote = Remote(ssh=("ssh", "-F", str(sshd.client_config), "-o", "BatchMode=yes"), edgewatch=tuple(EDGEWATCH))
     r = subprocess.run(remote.command("board2", ["activate", "--sha256", wrong, "-"]), input=pack(bundles["back"]),
-                       capture_output=True, timeout=120)
+                       capture_output=True, timeout=WAIT_S)
     assert r.returncode == exitcodes.BAD_INPUT, r.stderr
     assert b"does not match the expected" in r.stderr
     assert b.current() == before
@@ -413,7 +413,7 @@ def test_conversion_job_over_ssh_then_rollout_of_its_bundle(sshd, boards, ssdlit
     assert r.returncode == exitcodes.BAD_INPUT and "absent.args: cannot read" in r.stderr
 
     # the fresh bundle goes to a board like any other
-    d = deploy(sshd, out, "board1", timeout=60)
+    d = deploy(sshd, out, "board1", timeout=WAIT_S)
     assert d.returncode == 0, d.stdout + d.stderr
     status = boards["board1"].status()
     assert status["model"]["name"] == name and status_file.is_healthy(status)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import WAIT_S
 from runtime.events import Event, EventLog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ HOUR = 3600.0
 
 def _events(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "runtime.cli", "events", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=60, env=env)
+                          text=True, timeout=WAIT_S, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -130,17 +131,17 @@ def test_follow_prints_new_and_updated_events_written_by_another_process(tmp_pat
                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         lines = _reader(follower.stdout)
         try:
-            assert json.loads(lines.get(timeout=30))["id"] == "walker"  # the listing so far
+            assert json.loads(lines.get(timeout=WAIT_S))["id"] == "walker"  # the listing so far
             log.upsert(Event("car", "car", 2, 0.9, now + 1, None, (0, 0, 9, 9)))  # filtered out
             log.upsert(Event("runner", "person", 0, 0.8, now + 2, None, (0, 0, 9, 9)))
             assert log.flush()
-            assert json.loads(lines.get(timeout=10))["id"] == "runner"
+            assert json.loads(lines.get(timeout=WAIT_S))["id"] == "runner"
             log.upsert(Event("walker", "person", 0, 0.7, now, now + 5, (0, 0, 9, 9)))  # walker leaves
             assert log.flush()
-            update = json.loads(lines.get(timeout=10))
+            update = json.loads(lines.get(timeout=WAIT_S))
             assert (update["id"], update["score"]) == ("walker", 0.7) and update["end"] is not None
             follower.send_signal(signal.SIGINT)
-            assert follower.wait(timeout=10) == 0
+            assert follower.wait(timeout=WAIT_S) == 0
             assert lines.empty()
         finally:
             if follower.poll() is None:

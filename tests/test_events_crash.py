@@ -14,8 +14,11 @@ import time
 from pathlib import Path
 
 import cv2
+import pytest
 
 from runtime.events import Event, EventLog
+
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
 
 REPO = Path(__file__).resolve().parents[1]
 

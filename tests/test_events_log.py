@@ -16,8 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import WAIT_S
 from runtime.events import Event, EventLog, EventLogError, Retention
 from runtime.events import database
+
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +53,7 @@ def test_unflushed_batch_is_invisible_until_flushed(tmp_path):
         assert log.flush()
         assert _count(db) == 10
         assert log.stats | {"failing": None} == {"written": 10, "dropped": 0, "pending": 0, "snapshots_dropped": 0,
-                                                 "batches": 1, "deleted": 0, "failing": None}
+                                                 "batches": 1, "deleted": 0, "failing": None, "snapshots_paused": None}
 
 
 def test_batch_commits_by_itself_after_batch_seconds(tmp_path):
@@ -58,7 +61,7 @@ def test_batch_commits_by_itself_after_batch_seconds(tmp_path):
     with EventLog(db, batch_seconds=0.3, journal_lines=False) as log:
         log.upsert(_event(1))
         assert _count(db) == 0
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + WAIT_S
         while _count(db) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _count(db) == 1
@@ -143,7 +146,10 @@ def test_full_queue_drops_and_counts_without_blocking_the_caller(tmp_path):
     try:
         for i in range(10):
             log.upsert(_event(i))  # taken by the writer as one batch
-        time.sleep(0.3)
+        deadline = time.monotonic() + WAIT_S
+        while not log._queue.empty():  # the writer holds them (waiting on its commit), the queue is free
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         for i in range(10, 60):
             log.upsert(_event(i))  # 20 fit in the queue, 30 do not
         assert log.stats["dropped"] == 30
@@ -198,7 +204,7 @@ with EventLog(sys.argv[1], batch_seconds=0.05) as log:
 
 def test_each_event_goes_to_stderr_as_json_lines(tmp_path):
     result = subprocess.run([sys.executable, "-c", _JOURNAL_CHILD, str(tmp_path / "events.db")], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=WAIT_S)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines()]
     assert [(r["state"], r["id"], r["label"], r["source"]) for r in lines] == [("start", "walker-1", "person", "cam0"),
@@ -218,7 +224,7 @@ def test_under_journald_lines_carry_the_info_priority_prefix(tmp_path):
         "    log.upsert(Event('e', 'person', 0, 0.5, time.time(), None, (0, 0, 1, 1)))\n"
     )
     result = subprocess.run([sys.executable, "-c", child, str(tmp_path / "events.db")], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=WAIT_S)
     assert result.returncode == 0, result.stderr
     line = result.stderr.strip()
     assert line.startswith("<6>{") and json.loads(line[3:])["state"] == "start"

@@ -12,6 +12,8 @@ from runtime import config
 from runtime.config import Budgets
 from runtime.table import SchemaError
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 
 def parse(text: str) -> Budgets:
     return config.parse(tomllib.loads(text), "config.toml", Path(".")).budget

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from conftest import WAIT_S
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "sysfs"
@@ -16,7 +17,7 @@ FIXTURES = REPO / "tests" / "fixtures" / "sysfs"
 def edgewatch(*args: str, state_dir: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "STATE_DIRECTORY": str(state_dir)}
     return subprocess.run([sys.executable, "-m", "runtime.cli", "monitor", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=WAIT_S)
 
 
 def test_plain_line_names_every_source(tmp_path):

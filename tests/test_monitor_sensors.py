@@ -24,6 +24,8 @@ from runtime.monitor.sensors.thermal import hottest, read_zones
 from runtime.monitor.sensors.throttling import parse_throttled
 from runtime.monitor.sensors.vcgencmd import Sampled, Vcgencmd
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 FIXTURES = Path(__file__).parent / "fixtures" / "sysfs"
 
 

@@ -3,9 +3,12 @@
 import math
 
 import numpy as np
+import pytest
 
 from runtime.decoders.anchors import corners_to_center, mediapipe_ssd, multiple_grid
 from runtime.decoders.box_coders import decode_mediapipe, decode_ssd
+
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
 
 
 def test_blazeface_short_range_anchors():

@@ -8,6 +8,8 @@ from skimage import data
 from runtime.detections import box_iou
 from runtime.detector import Detector, DetectorOptions
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 # Hand-labelled face boxes (x1, y1, x2, y2), forehead to chin, ear to ear as visible.
 FACES = {
     "astronaut": (178, 80, 272, 178),

@@ -9,6 +9,8 @@ from runtime.bundle import BundleError, load_manifest
 from runtime.detector import Detector, DetectorOptions
 from runtime.decoders import DecoderError
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 
 def write(folder, manifest):
     (folder / "model.json").write_text(json.dumps(manifest))

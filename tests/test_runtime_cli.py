@@ -50,7 +50,7 @@ def test_detect_on_a_video(blazeface_bundle, vtest_avi):
         (["detect", "{photo}", "{photo}"], "expected a bundle folder, a model.json or a .tflite"),
         (["detect", "{bundle}", "{bundle}/model.json"], "not a readable image"),
         (["detect", "{bundle}", "{photo}", "--every", "0"], "--every: must be >= 1"),
-        (["bench", "{bundle}", "--threads", "two"], "--threads: expected comma-separated integers"),
+        (["bench", "{bundle}", "--threads", "two"], "argument --threads: must be a whole number, got 'two'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(blazeface_bundle, opencv_data, args, message):

@@ -6,6 +6,9 @@ import sys
 import pytest
 
 from runtime.interpreter import BACKENDS, Model, ModelError, load_backend
+from conftest import WAIT_S
+
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
 
 
 def test_backend_is_the_first_installed_in_order_of_preference():
@@ -62,7 +65,7 @@ def test_corrupt_body_does_not_crash_the_process(tmp_path, blazeface_tflite):
         "open(sys.argv[2], 'wb').write(data)\n"
         "try:\n    Model(sys.argv[2])\nexcept ModelError as e:\n    print('refused', e)\nelse:\n    print('loaded')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(blazeface_tflite), str(tmp_path / "x.tflite")], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code, str(blazeface_tflite), str(tmp_path / "x.tflite")], capture_output=True, text=True, timeout=WAIT_S)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith(("refused", "loaded"))
 
@@ -89,5 +92,5 @@ def test_runtime_never_imports_tensorflow(blazeface_bundle, opencv_data):
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'converters', 'keras')]\n"
         "print(bad)\nsys.exit(1 if bad else 0)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(blazeface_bundle), str(opencv_data / "messi5.jpg")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code, str(blazeface_bundle), str(opencv_data / "messi5.jpg")], capture_output=True, text=True, timeout=WAIT_S)
     assert out.returncode == 0, out.stdout + out.stderr[-2000:]

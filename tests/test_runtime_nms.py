@@ -1,11 +1,14 @@
 """NMS: hand-computed cases and properties that must hold for any input."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.decoders.nms import greedy_nms, weighted_nms
 from runtime.detections import Detections, box_iou
+
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
 
 
 def det(boxes, scores, classes=None, kp=None):

@@ -6,7 +6,6 @@ TF2 exporter's order (scores, boxes, count, classes), and that order again under
 that carry no role. All three must give the same detections as the bundle's own decoding.
 """
 
-import shutil
 
 import cv2
 import numpy as np
@@ -16,6 +15,8 @@ from runtime.detector import Detector, DetectorOptions
 from runtime.interpreter import Model
 
 from tflite_edit import output_indices, rename_tensor, reorder_outputs
+
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
 
 VARIANT = "model-int8-postprocess.tflite"
 
@@ -81,4 +82,7 @@ def test_postprocess_variant_agrees_with_the_anchor_decoder(person_bundle, frame
         a, b = ours.detect(frame), op.detect(frame)
         confident = a[a.score > 0.6]
         if len(confident):
-            assert len(b) and box_iou(confident.xyxy, b.xyxy).max(axis=1).min() > 0.9
+            # Two int8 files quantized apart (the int8 file serves every input size and is calibrated
+            # over them all): the same people, their boxes within quantization noise (a wrong
+            # decoder would put them far apart)
+            assert len(b) and box_iou(confident.xyxy, b.xyxy).max(axis=1).min() > 0.8

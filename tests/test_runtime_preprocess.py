@@ -6,6 +6,8 @@ import pytest
 from runtime.detections import Detections
 from runtime.preprocess import InputSpec, Preprocessor, Quantization, resize
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 
 def tf1_resize_bilinear(img: np.ndarray, w: int, h: int) -> np.ndarray:
     """Reference: TF1 ResizeBilinear, align_corners=False, half_pixel_centers=False, in float."""

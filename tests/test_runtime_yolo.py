@@ -7,6 +7,8 @@ from runtime.decoders import DecoderContext, DecoderError, create_decoder
 from runtime.interpreter import TensorInfo
 from runtime.preprocess import Quantization
 
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
+
 
 def ctx(shape, dtype=np.float32, quant=None):
     return DecoderContext([TensorInfo("head", 0, shape, np.dtype(dtype), quant)], (640, 640), None, "test.json")

@@ -12,11 +12,15 @@ import time
 import cv2
 import numpy as np
 import pytest
+from conftest import WAIT_S
 
 from runtime.sources import Frame, SourceEnded, SourceError
 from runtime.sources.capture import MAX_STUCK_READERS, Capture
-from runtime.sources.opencv import OpenCVSource, classify
+from runtime.config import classify_source as classify
+from runtime.sources.opencv import OpenCVSource
 from runtime.sources.slot import LatestSlot
+
+pytestmark = pytest.mark.board  # runs on the emulated arm64 root too (deploy/arm64/check.py)
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +42,7 @@ def test_classify():
     assert classify("0") == classify("/dev/video2") == "device"
     assert classify("rtsp://10.0.0.2/stream") == classify("HTTP://cam/mjpg") == "network"
     assert classify("clip.avi") == "file"
+    assert classify("picamera2") == classify("picamera2:1") == "picamera2"
 
 
 def test_file_plays_at_its_own_rate_then_ends(clip):
@@ -83,10 +88,11 @@ def test_slot_keeps_the_newest_and_counts_drops():
 
 
 class Consumer:
-    """Takes frames from the slot as the pipeline does, `delay` seconds per frame."""
+    """Takes frames from the slot as the pipeline does, `delay` seconds per frame (`pauses`: longer
+    after some frames, by sequence number)."""
 
-    def __init__(self, slot, delay=0.0):
-        self.slot, self.delay, self.seqs = slot, delay, []
+    def __init__(self, slot, delay=0.0, pauses=None):
+        self.slot, self.delay, self.pauses, self.seqs = slot, delay, pauses or {}, []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -96,7 +102,7 @@ class Consumer:
             frame = self.slot.take(0.05)
             if frame is not None:
                 self.seqs.append(frame.seq)
-                time.sleep(self.delay)
+                time.sleep(self.pauses.get(frame.seq, self.delay))
 
     def stop(self):
         self._stop.set()
@@ -110,7 +116,7 @@ def _capture(make, slot, events, **kw):
     return Capture(make, slot, **opts)
 
 
-def _wait(cond, timeout=10.0):
+def _wait(cond, timeout=WAIT_S):
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
@@ -126,9 +132,8 @@ def test_paced_capture_drops_for_a_slow_consumer_and_ends(clip):
     cap.start()
     frame = slot.take(5.0)
     assert frame.seq == 1 and t0 < frame.monotonic <= time.monotonic() and frame.image.shape == (576, 768, 3)
-    consumer = Consumer(slot, delay=0.25)  # 4 frames/s from a 10 fps camera
-    assert _wait(lambda: cap.ended)
-    time.sleep(0.3)
+    consumer = Consumer(slot, delay=1.0)  # 1 frame/s from a 10 fps camera
+    assert _wait(lambda: cap.ended and slot.peek() is None)
     consumer.stop()
     cap.stop()
     assert slot.put_count == 20
@@ -140,11 +145,12 @@ def test_paced_capture_drops_for_a_slow_consumer_and_ends(clip):
 def test_as_fast_as_possible_capture_waits_for_the_consumer(clip):
     """A recording read as fast as possible: every frame reaches the consumer, none is dropped."""
     slot, events = LatestSlot(), []
-    cap = _capture(lambda: OpenCVSource(str(clip), as_fast_as_possible=True), slot, events, read_timeout_s=0.3)
-    consumer = Consumer(slot, delay=0.05)
+    # The consumer stops for longer than the read timeout once: that wait must not count as a
+    # stalled camera. (The timeout is long enough for any frame's own decode, on any machine.)
+    cap = _capture(lambda: OpenCVSource(str(clip), as_fast_as_possible=True), slot, events, read_timeout_s=3.0)
+    consumer = Consumer(slot, delay=0.01, pauses={5: 4.0})
     cap.start()
-    assert _wait(lambda: cap.ended)
-    time.sleep(0.2)
+    assert _wait(lambda: cap.ended and len(consumer.seqs) == 20)
     consumer.stop()
     cap.stop()
     assert consumer.seqs == list(range(1, 21)) and slot.dropped == 0

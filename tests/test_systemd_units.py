@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, WAIT_S
 
 UNITS = REPO / "systemd"
 SERVICE = "edgewatch.service"
@@ -56,7 +56,7 @@ def root(tmp_path) -> Path:
 
 
 def analyze(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([ANALYZE, *args, f"--root={root}"], capture_output=True, text=True, timeout=60)
+    return subprocess.run([ANALYZE, *args, f"--root={root}"], capture_output=True, text=True, timeout=WAIT_S)
 
 
 def test_both_units_verify_clean(root):

@@ -13,7 +13,6 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 

@@ -3,7 +3,8 @@
 It sees only the venv's packages (TensorFlow 2.19, numpy 1.26, onnx), so it imports nothing from
 edgewatch. It checks the ONNX file, checks every op against onnx2tf's converters, runs onnx2tf,
 and writes a JSON result for `converters.onnx.convert` to read:
-`{"ok": true, "metadata": {...}, "inputs": [[name, shape]], "outputs": [[name, shape]]}` or `{"ok": false, "cause": "unreadable" | "unsupported_op" | "conversion", "message": str}`.
+`{"ok": true, "metadata": {...}, "inputs": [[name, shape]], "outputs": [[name, shape]]}` or
+`{"ok": false, "cause": "unreadable" | "unsupported_op" | "conversion", "message": str}`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def run(onnx_path: Path, out_dir: Path) -> dict:
     try:
         model = onnx.load(str(onnx_path), load_external_data=False)
         onnx.checker.check_model(str(onnx_path))
-    except Exception as exc:  # onnx raises DecodeError, ValidationError, OSError...: all mean "not a usable ONNX file"
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValidationError, OSError...: all mean "not a usable ONNX file"
         return {"ok": False, "cause": "unreadable", "message": f"not a valid ONNX model ({_summary(exc)})"}
 
     # onnx2tf has one module per op, onnx2tf/ops/<OpType>.py, imported by name as it converts.
@@ -69,7 +70,7 @@ def run(onnx_path: Path, out_dir: Path) -> dict:
         )
     except SystemExit:  # onnx2tf prints "ERROR: ..." and exits; the caller reads the cause from the log
         return {"ok": False, "cause": "conversion", "message": ""}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         return {"ok": False, "cause": "conversion", "message": _summary(exc)}
     if not (out_dir / "saved_model.pb").is_file():
         return {"ok": False, "cause": "conversion", "message": "onnx2tf wrote no saved_model.pb"}

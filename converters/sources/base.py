@@ -39,6 +39,10 @@ class DetectorHead:
     reference_text: str = "the source graph run whole on the raw frames (its own preprocessing and NMS)"
 
 
+class SizeError(ValueError):
+    """This input size cannot be made from the source (one line: why)."""
+
+
 @dataclass
 class SourceModel:
     path: Path
@@ -49,6 +53,14 @@ class SourceModel:
     output_names: list[str]  # keys of the function's output dict, in a stable order
     labels: list[str] = field(default_factory=list)
     head: DetectorHead | None = None
+    # Other input sizes: `resized(width, height)` is the same model taking that size (its function,
+    # input spec and, for a detector, the anchors of that size's feature maps; the reference stays
+    # the source at its own size) and raises SizeError when that size cannot be made;
+    # `any_size()` is one (function, trackable) taking any height and width, for one model file
+    # that serves every size. Both None when the model's input size is fixed; `fixed_size` says why.
+    resized: Callable[[int, int], "SourceModel"] | None = None
+    any_size: Callable[[], tuple[Any, Any]] | None = None
+    fixed_size: str = "the model's input size is fixed"
 
     @property
     def is_detector(self) -> bool:

@@ -2,18 +2,19 @@
 
 Each loader ends in the same place: a concrete function from one fixed-size [1, H, W, C] float32
 input to a dict of named outputs, with the input's preprocessing taken from the options (these
-formats do not record it).
+formats do not record it). A model whose own input leaves height and width free can be traced at
+other sizes too (`--sizes`); one with a fixed input size cannot, and says so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from runtime.preprocess import InputSpec
 
 from ..errors import SourceError
-from .base import SourceModel
+from .base import SizeError, SourceModel
 from .graphdef import node_name, prune
 
 
@@ -56,21 +57,47 @@ def _named(outputs) -> dict:
     return {"output_0": outputs}
 
 
-def _wrap(path: Path, fmt: str, call, trackable, spec: InputSpec, labels: list[str]) -> SourceModel:
+def _free(shape: list | None) -> bool:
+    """Height and width left to the caller in the model's own input shape."""
+    return shape is not None and len(shape) == 4 and shape[1] is None and shape[2] is None
+
+
+def _wrap(path: Path, fmt: str, call, trackable, spec: InputSpec, labels: list[str], free: bool = False) -> SourceModel:
     import tensorflow as tf
 
-    signature = tf.TensorSpec([1, spec.height, spec.width, spec.channels], tf.float32, name="input")
+    def traced(height: int | None, width: int | None):
+        signature = tf.TensorSpec([1, height, width, spec.channels], tf.float32, name="input")
 
-    @tf.function(input_signature=[signature])
-    def function(x):
-        return _named(call(x))
+        @tf.function(input_signature=[signature])
+        def function(x):
+            return _named(call(x))
+
+        return function, function.get_concrete_function()
 
     try:
-        concrete = function.get_concrete_function()
+        function, concrete = traced(spec.height, spec.width)
     except (ValueError, TypeError, tf.errors.OpError) as exc:
-        raise SourceError(f"{path}: cannot trace the model on a {list(signature.shape)} input ({' '.join(str(exc).split())[:300]})") from None
+        shape = [1, spec.height, spec.width, spec.channels]
+        raise SourceError(f"{path}: cannot trace the model on a {shape} input ({' '.join(str(exc).split())[:300]})") from None
     names = sorted(concrete.structured_outputs)
-    return SourceModel(path, fmt, concrete, trackable or function, spec, names, labels)
+    model = SourceModel(path, fmt, concrete, trackable or function, spec, names, labels)
+    if not free:
+        model.fixed_size = f"the model's input is fixed at {spec.width}x{spec.height}"
+        return model
+
+    def resized(width: int, height: int) -> SourceModel:
+        try:
+            fn, c = traced(height, width)
+        except (ValueError, TypeError, tf.errors.OpError) as exc:
+            raise SizeError(f"the model does not run at {width}x{height} ({' '.join(str(exc).split())[:200]})") from None
+        return replace(model, function=c, trackable=trackable or fn, input=replace(spec, width=width, height=height))
+
+    def any_size():
+        fn, c = traced(None, None)
+        return c, trackable or fn
+
+    model.resized, model.any_size = resized, any_size
+    return model
 
 
 def load_keras(path: Path, options: InputOptions, labels: list[str]) -> SourceModel:
@@ -82,8 +109,9 @@ def load_keras(path: Path, options: InputOptions, labels: list[str]) -> SourceMo
         raise SourceError(f"{path}: cannot load as a Keras model ({' '.join(str(exc).split())[:300]})") from None
     if len(model.inputs) != 1:
         raise SourceError(f"{path}: the model has {len(model.inputs)} inputs; expected one image")
-    spec = _spec(path, list(model.inputs[0].shape), options)
-    return _wrap(path, "keras", lambda x: model(x, training=False), model, spec, labels)
+    shape = list(model.inputs[0].shape)
+    spec = _spec(path, shape, options)
+    return _wrap(path, "keras", lambda x: model(x, training=False), model, spec, labels, _free(shape))
 
 
 def load_saved_model(path: Path, options: InputOptions, labels: list[str], fmt: str = "saved_model") -> SourceModel:
@@ -100,8 +128,9 @@ def load_saved_model(path: Path, options: InputOptions, labels: list[str], fmt: 
     if len(kwargs) != 1:
         raise SourceError(f"{path}: serving_default takes {len(kwargs)} inputs ({', '.join(kwargs)}); expected one image")
     (name, tspec), = kwargs.items()
-    spec = _spec(path, tspec.shape.as_list(), options)
-    return _wrap(path, fmt, lambda x: signature(**{name: x}), loaded, spec, labels)
+    shape = tspec.shape.as_list()
+    spec = _spec(path, shape, options)
+    return _wrap(path, fmt, lambda x: signature(**{name: x}), loaded, spec, labels, _free(shape))
 
 
 def load_frozen_graph(path: Path, graph_def, inputs: list[str], outputs: list[str], options: InputOptions, labels: list[str]) -> SourceModel:
@@ -119,4 +148,5 @@ def load_frozen_graph(path: Path, graph_def, inputs: list[str], outputs: list[st
     pruned = prune(graph_def, path, inputs, outputs)
     keys = [node_name(o).replace("/", "_") for o in outputs]
     dtype = pruned.inputs[0].dtype
-    return _wrap(path, "tf_frozen_graph", lambda x: dict(zip(keys, pruned(tf.cast(x, dtype)))), None, spec, labels)
+    return _wrap(path, "tf_frozen_graph", lambda x: dict(zip(keys, pruned(tf.cast(x, dtype)))), None, spec, labels,
+                 shape is None or _free(shape))

@@ -7,12 +7,18 @@ is read from the graph, not assumed: the anchors (evaluated), the box coder's sc
 conversion (from the post-processor's ops), the NMS thresholds (from its constants), the input size
 and resize flavour (from the preprocessor's resize op) and the pixel scaling (measured by running
 the preprocessor on flat grey images). The well-known tensor names are the fallback only.
+
+The network is convolutional, so it also runs at other input sizes; the anchors, a constant of the
+graph made for its own size, are then regenerated for the feature maps the network produces at
+that size (measured by running it), from the layout of the graph's own anchors, each keeping its
+size in pixels (sources/ssd_grid.py).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +27,9 @@ from runtime.detections import Detections
 from runtime.preprocess import InputSpec
 
 from ..errors import SourceError
-from .base import DetectorHead, SourceModel
+from .base import DetectorHead, SizeError, SourceModel
 from .graphdef import node_name, prune, tensor_name
+from .ssd_grid import GridError, generator_table, multiple_grid_params, read_grid
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +153,28 @@ def _find_input(g: _Graph) -> tuple[str, object]:
     raise SourceError(f"cannot find the preprocessed input (candidates: {candidates or 'none'})")
 
 
+def _layer_outputs(g: _Graph, boxes: str) -> list[str]:
+    """Per feature map, the box predictor's own output ([1, H, W, k * 4]) that the boxes gather."""
+    node = g.nodes[node_name(boxes)]
+    while node.op in _PASSTHROUGH:
+        node = g.nodes[node_name(g.inputs(node)[0])]
+    if node.op not in ("ConcatV2", "Concat"):
+        return []
+    parts = g.inputs(node)[:-1] if node.op == "ConcatV2" else g.inputs(node)[1:]
+    return [g.producer(p) for p in parts]
+
+
+def _layers(session, input_tensor: str, outputs: list[str], width: int, height: int) -> list[tuple[int, int, int]]:
+    """(rows, cols, boxes per cell) of every feature map when the network runs at width x height."""
+    values = session.run(outputs, {input_tensor: np.zeros((1, height, width, 3), np.float32)})
+    layers = []
+    for name, v in zip(outputs, values):
+        if v.ndim != 4 or v.shape[3] % 4:
+            raise GridError(f"{name} has shape {list(v.shape)}, not [1, H, W, boxes x 4]")
+        layers.append((int(v.shape[1]), int(v.shape[2]), int(v.shape[3]) // 4))
+    return layers
+
+
 def _interpolation(resize, path: Path) -> str:
     if resize is None:
         return "linear"
@@ -219,20 +248,27 @@ def load(path: Path, graph_def, labels: list[str]) -> SourceModel:
     raw = prune(graph_def, path, [input_tensor], [head["boxes"], head["scores"]])
     scale = head.get("logit_scale", 1.0)
     activation = head.get("score", "sigmoid")
-    spec_in = tf.TensorSpec([1, height, width, 3], tf.float32, name="input")
 
-    @tf.function(input_signature=[spec_in])
-    def network(x):
-        b, s = raw(x)
-        return {"boxes": tf.reshape(b, [1, n, 4]), "scores": s / scale if scale != 1.0 else s}
+    def functions(width: int | None, height: int | None):
+        """The raw network (and its scored form, for TFLite_Detection_PostProcess) on [1, H, W, 3];
+        None for a size the model file will take at run time."""
+        spec_in = tf.TensorSpec([1, height, width, 3], tf.float32, name="input")
 
-    @tf.function(input_signature=[spec_in])
-    def scored(x):
-        b, s = raw(x)
-        s = s / scale if scale != 1.0 else s
-        s = {"sigmoid": tf.sigmoid, "softmax": tf.nn.softmax, "none": tf.identity}[activation](s)
-        return {"boxes": tf.reshape(b, [1, n, 4]), "scores": s}
+        @tf.function(input_signature=[spec_in])
+        def network(x):
+            b, s = raw(x)
+            return {"boxes": tf.reshape(b, [1, -1, 4]), "scores": s / scale if scale != 1.0 else s}
 
+        @tf.function(input_signature=[spec_in])
+        def scored(x):
+            b, s = raw(x)
+            s = s / scale if scale != 1.0 else s
+            s = {"sigmoid": tf.sigmoid, "softmax": tf.nn.softmax, "none": tf.identity}[activation](s)
+            return {"boxes": tf.reshape(b, [1, -1, 4]), "scores": s}
+
+        return network, scored
+
+    network, scored = functions(width, height)
     fetch = [f"{o}:0" for o in _OUTPUTS]
 
     def reference(frame_bgr: np.ndarray) -> Detections:
@@ -254,16 +290,51 @@ def load(path: Path, graph_def, labels: list[str]) -> SourceModel:
     }
     log.info("%s: TF OD API SSD: input %s (%dx%d, %s), boxes %s, scores %s (%s), anchors %s (%d), scales %s, nms %s",
              path, input_tensor, width, height, interpolation, head["boxes"], head["scores"], activation, head["anchors"], n, params["scales"], params["nms"])
-    return SourceModel(
-        path=path,
-        format="tf_od_api_ssd",
-        function=network.get_concrete_function(),
-        trackable=network,
-        input=spec,
-        output_names=["boxes", "scores"],
-        labels=labels[:num_classes],
-        head=DetectorHead(
-            "ssd_anchors", params, anchors, num_classes, reference, scored.get_concrete_function(),
-            nms_score_threshold=head.get("nms_score_threshold") or 1e-8,
-        ),
-    )
+    nms_threshold = head.get("nms_score_threshold") or 1e-8
+
+    def model_at(w: int, h: int, net, post, size_anchors: np.ndarray, anchors_param) -> SourceModel:
+        return SourceModel(
+            path=path,
+            format="tf_od_api_ssd",
+            function=net.get_concrete_function(),
+            trackable=net,
+            input=replace(spec, width=w, height=h),
+            output_names=["boxes", "scores"],
+            labels=labels[:num_classes],
+            head=DetectorHead("ssd_anchors", {**params, "anchors": anchors_param}, size_anchors, num_classes, reference,
+                              post.get_concrete_function(), nms_score_threshold=nms_threshold),
+            resized=resized if grid is not None else None,
+            any_size=any_size if grid is not None else None,
+            fixed_size=fixed,
+        )
+
+    # Other sizes: the feature extractor is convolutional, so the network runs at any size; the
+    # anchors (a constant of the graph, for its own size) are regenerated for that size's grids.
+    layer_tensors = _layer_outputs(g, head["boxes"])
+    grid, grid_params, fixed = None, None, ""
+    try:
+        if not layer_tensors:
+            raise GridError(f"{head['boxes']} is not gathered from per-feature-map outputs")
+        grid = read_grid(anchors, _layers(session, input_tensor, layer_tensors, width, height))
+        grid_params = multiple_grid_params(grid)
+    except GridError as exc:
+        fixed = f"its anchors cannot be regenerated for another input size ({exc})"
+
+    def resized(w: int, h: int) -> SourceModel:
+        try:
+            layers = _layers(session, input_tensor, layer_tensors, w, h)
+        except (tf.errors.OpError, GridError) as exc:
+            raise SizeError(f"the network does not run at {w}x{h} ({' '.join(str(exc).split())[:200]})") from None
+        if [k for _, _, k in layers] != [len(s) for s in grid.shapes] or any(r < 1 or c < 1 for r, c, _ in layers):
+            raise SizeError(f"at {w}x{h} the feature maps are {[(r, c) for r, c, _ in layers]}, which cannot hold the anchor layout")
+        maps = [(r, c) for r, c, _ in layers]
+        scale = (height / h, width / w)  # anchors keep their size in pixels (ssd_grid.py)
+        param = generator_table(grid_params, maps, scale) if grid_params else f"anchors-{w}x{h}.npy"
+        net, post = functions(w, h)
+        return model_at(w, h, net, post, grid.anchors(maps, scale), param)
+
+    def any_size():
+        net, _ = functions(None, None)
+        return net.get_concrete_function(), net
+
+    return model_at(width, height, network, scored, anchors, "anchors.npy")

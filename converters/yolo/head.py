@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.decoders.yolo import LAYOUTS, yolo_layout
+from runtime.decoders.yolo import yolo_layout
 from runtime.interpreter import TensorInfo
 
 from ..errors import SourceError

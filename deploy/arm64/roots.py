@@ -117,7 +117,7 @@ def ensure_binfmt() -> None:
     state = binfmt_state()
     if state != "enabled":
         raise RootError(f"binfmt_misc {QEMU_ENTRY}: {state} (apt-get install qemu-user-static binfmt-support)")
-    flags = next((l.split()[1] for l in (BINFMT / QEMU_ENTRY).read_text().splitlines() if l.startswith("flags:")), "")
+    flags = next((line.split()[1] for line in (BINFMT / QEMU_ENTRY).read_text().splitlines() if line.startswith("flags:")), "")
     if "F" not in flags:
         raise RootError(f"binfmt_misc {QEMU_ENTRY}: flags {flags!r} lack F; re-register with Debian's qemu-user-static entry")
 

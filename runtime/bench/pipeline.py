@@ -10,7 +10,10 @@ Then, at the first thread count:
   paced   the pipeline with the video played at its own frame rate, as a camera would deliver
           it: frame age at detection (capture -> detections), p50 and p95;
   memory  RSS after warm-up, and RSS growth over `--frames` frames through the pipeline.
-Targets: pipeline/raw >= 0.9; pipeline/naive >= 1.3; age p95 <= one invoke + one frame
+The thread counts are 1 to the cores by default; the daemon's setting is the one with the most
+pipeline frames per second (`--save` keeps the figures in the state folder, where the daemon looks).
+Targets: pipeline/raw >= 0.9; pipeline/naive >= 1.3; at the daemon's setting pipeline/raw >= 0.9
+and pipeline >= 1.0 x the naive loop at its best setting; age p95 <= one invoke + one frame
 interval; RSS <= 150 MB; growth < 3 MB over 10,000 frames. Figures are printed, never asserted.
 """
 
@@ -75,8 +78,9 @@ class _Run:
         from ..pipeline import Pipeline
         from .. import config
 
+        # the model's pipeline is measured here, not motion gating (runtime/bench/motion.py)
         data = {"camera": {"source": video, "loop": True, "as_fast_as_possible": not paced},
-                "model": {"path": model, "threads": threads}}
+                "model": {"path": model, "threads": threads}, "motion": {"enabled": False}}
         cfg = config.parse(data, "(bench)", Path.cwd())
         workdir.mkdir(parents=True, exist_ok=True)
         self.log = EventLog(workdir / "events.db", workdir / "snapshots", Retention(), 2.0, journal_lines=False)
@@ -147,7 +151,8 @@ def _memory(video: str, model: str, threads: int, frames: int, workdir: Path) ->
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "config.toml"
     cfg.write_text(f'[camera]\nsource = {json.dumps(video)}\nloop = true\nas_fast_as_possible = true\n'
-                   f'[model]\npath = {json.dumps(model)}\nthreads = {threads}\n[events]\njournal = false\n')
+                   f'[model]\npath = {json.dumps(model)}\nthreads = {threads}\n[motion]\nenabled = false\n'
+                   f'[events]\njournal = false\n')
     status = workdir / "state" / "status.json"
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", "--config", str(cfg), "--state-dir",
@@ -190,6 +195,42 @@ def _memory(video: str, model: str, threads: int, frames: int, workdir: Path) ->
             "rss_samples_mb": samples, "warmup_frames": warmup, "frames": frames, "seconds": round(elapsed, 1)}
 
 
+def _chosen(rows: list[dict]) -> dict:
+    """The thread count the daemon runs at (the most pipeline frames per second), and how it
+    compares with raw invoke at that setting and with the naive loop at the naive loop's best."""
+    best = max(rows, key=lambda r: r["pipeline_fps"])
+    naive = max(rows, key=lambda r: r["naive_fps"])
+    return {"threads": best["threads"], "pipeline_fps": best["pipeline_fps"], "pipeline_vs_raw": best["pipeline_vs_raw"],
+            "best_naive_threads": naive["threads"], "best_naive_fps": naive["naive_fps"],
+            "pipeline_vs_best_naive": round(best["pipeline_fps"] / naive["naive_fps"], 3)}
+
+
+def _save(args: argparse.Namespace, model: str, rows: list[dict]) -> Path:
+    """The pipeline's rate per thread count, into this board's figures for the bundle (board_costs.py)."""
+    from ..bundle import find_manifest
+    from ..bundle_digest import bundle_digest
+    from ..errors import CommandError
+    from ..monitor import board_costs
+    from .. import paths
+
+    manifest = find_manifest(Path(model))
+    if manifest is None or not manifest.is_file():
+        raise CommandError(f"{model}: --save keeps figures per bundle: give a bundle folder or its model.json")
+    state = paths.state_dir(args.state_dir)
+    board = board_costs.board_identity()
+    digest = bundle_digest(manifest.parent)
+    costs = board_costs.load(state, digest, board) or board_costs.BoardCosts(digest, board)
+    costs.pipeline = pipeline_figures(rows, "edgewatch bench --pipeline")
+    return board_costs.save(state, costs)
+
+
+def pipeline_figures(rows: list[dict], how: str) -> dict[str, dict]:
+    """Rows of `_compare` as this board's pipeline figures per thread count (BoardCosts.pipeline)."""
+    return {str(r["threads"]): {"fps": r["pipeline_fps"], "raw_fps": r["raw_invoke_fps"], "naive_fps": r["naive_fps"],
+                                "cpu_ms_per_frame": None, "variant": r["variant"], "how": how}
+            for r in rows}
+
+
 def run_pipeline_bench(args: argparse.Namespace) -> int:
     from ..errors import CommandError
     from ..detector import Detector, DetectorOptions
@@ -198,14 +239,9 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
 
     model = str(Path(args.model).resolve()) if args.model else str(paths.BUNDLED_MODEL)
     video = str(Path(args.input).resolve()) if args.input else str(paths.BUNDLED_VIDEO)
-    seconds = args.seconds or DEFAULT_SECONDS
-    frames = args.frames or DEFAULT_FRAMES
-    try:
-        threads = [int(t) for t in args.threads.split(",")] if args.threads else [default_threads()]
-    except ValueError:
-        raise CommandError(f"--threads: expected comma-separated integers, got {args.threads!r}") from None
-    if seconds <= 0 or frames <= 0 or any(t < 1 for t in threads):
-        raise CommandError("--seconds, --frames and --threads must be positive")
+    seconds = DEFAULT_SECONDS if args.seconds is None else args.seconds
+    frames = DEFAULT_FRAMES if args.frames is None else args.frames
+    threads = args.threads or list(range(1, default_threads() + 1))
     cap = cv2.VideoCapture(video)
     ok, frame = cap.read()
     source_fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
@@ -229,10 +265,19 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
                 f"model busy {row['model_busy_share']:.0%} of the pipeline's time; naive loop per frame: read "
                 f"{row['naive_read_ms']:.1f} ms, invoke {row['naive_invoke_ms']:.1f} ms, so no pipeline can beat it by "
                 f"more than {row['ideal_pipeline_vs_naive']:.2f} x here")
-        if len(threads) > 1:
-            det = Detector.create_from_options(DetectorOptions(model=model, variant=args.variant, threads=threads[0]))
+        chosen = _chosen(results["per_threads"])
+        results["chosen"] = chosen
+        say(f"the daemon's setting: {chosen['threads']} thread(s), the best pipeline rate here: pipeline "
+            f"{chosen['pipeline_vs_raw']:.2f} x raw invoke at that setting (target >= 0.9), "
+            f"{chosen['pipeline_vs_best_naive']:.2f} x the naive loop at its best ({chosen['best_naive_threads']} thread(s), "
+            f"{chosen['best_naive_fps']:.1f} fps) (target >= 1.0)")
+        if args.save:
+            results["saved"] = str(_save(args, model, results["per_threads"]))
+            say(f"saved {results['saved']}: the daemon starts at {chosen['threads']} thread(s) unless its config pins model.threads")
+        if threads[0] != chosen["threads"] or len(threads) > 1:
+            det = Detector.create_from_options(DetectorOptions(model=model, variant=args.variant, threads=chosen["threads"]))
 
-        run = _Run(det, video, model, threads[0], paced=True, workdir=Path(tmp) / "paced")
+        run = _Run(det, video, model, chosen["threads"], paced=True, workdir=Path(tmp) / "paced")
         run.wait_inferred(5)
         n, elapsed, busy = run.count(seconds)
         p50, p95 = run.pipe.stats.ages_ms()
@@ -249,7 +294,7 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
             f"p95 {ages['p95']:.1f} ms (target <= {target:.1f} ms: one invoke ({invoke_here:.1f} ms in this run) "
             f"+ one frame interval)")
 
-        mem = _memory(video, model, threads[0], frames, Path(tmp) / "memory")
+        mem = _memory(video, model, chosen["threads"], frames, Path(tmp) / "memory")
         results["memory"] = mem
         say(f"memory (the daemon, a child process): RSS after {mem['warmup_frames']} frames {mem['rss_after_warmup_mb']:.1f} MB "
             f"(target <= 150); growth over {frames} more frames ({mem['seconds']:.0f} s) {mem['growth_mb']:+.2f} MB "

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .. import exitcodes
+from .arguments import number
 from ..errors import CommandError
 
 def _digest(value: str) -> str:
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recover", action="store_true",
                         help="before the daemon starts (the unit's ExecStartPre): undo an activation that never finished")
     parser.add_argument("--sha256", type=_digest, help="the bundle digest the sender computed; refused on mismatch")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the daemon to report healthy (default 60)")
+    parser.add_argument("--timeout", type=number(gt=0, le=86_400), default=60.0, help="seconds to wait for the daemon to report healthy (default 60)")
     parser.add_argument("--stage-only", action="store_true", help="receive and check the bundle, switch nothing")
     parser.add_argument("--state-dir", type=Path, help="the daemon's state folder (default $STATE_DIRECTORY or /var/lib/edgewatch)")
 
@@ -48,8 +49,6 @@ def run(args: argparse.Namespace) -> int:
 
     if sum((args.bundle is not None, args.previous, args.recover)) != 1:
         raise CommandError("give one of: a bundle (folder or -), --previous, --recover")
-    if args.timeout <= 0:
-        raise CommandError(f"--timeout: must be > 0, got {args.timeout:g}")
     # A dropped ssh session must not stop us between the switch and the health check or rollback.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     paths = activation.BoardPaths(state_dir(args.state_dir))

@@ -3,12 +3,16 @@
 Init time, first invoke, invoke latency percentiles over N runs on real frames, preprocess and
 decode + NMS time per frame, peak RSS; `--cold` adds import-to-first-detection in a fresh process;
 `--variant all` measures every variant of a bundle in the same run, so their ratios are fair on a
-shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py).
+shared, noisy machine. `--pipeline` measures the daemon's pipeline instead (runtime/bench/pipeline.py),
+`--motion` what motion gating saves (runtime/bench/motion.py), `--regions` whether crops around
+motion find more small people (runtime/bench/regions.py), `--tracking` the tracker (runtime/bench/tracking/), `--web` what the local page costs it
+(runtime/bench/web.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import resource
 import subprocess
@@ -19,23 +23,53 @@ from pathlib import Path
 import numpy as np
 
 from .. import exitcodes
+from .arguments import number, thread_counts
 
 DEFAULT_INPUT = Path(__file__).resolve().parents[1] / "assets" / "vtest.avi"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", help="bundle folder, model.json or .tflite (default: the bundled person model)")
-    p.add_argument("--threads", default=None, help="thread counts, comma separated (default: 1 and all cores)")
-    p.add_argument("--runs", type=int, default=100, help="timed invokes per thread count (default 100)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed invokes first (default 5)")
+    p.add_argument("--threads", type=thread_counts, default=None, help="thread counts, comma separated (default: 1 and all cores)")
+    p.add_argument("--runs", type=number(integer=True, ge=1, le=1_000_000), default=100, help="timed invokes per thread count (default 100)")
+    p.add_argument("--warmup", type=number(integer=True, ge=0, le=10_000), default=5, help="untimed invokes first (default 5)")
     p.add_argument("--variant", default=None, help="bundle variant, or 'all' (default: the bundle's default)")
     p.add_argument("--input", default=None, help="image or video to take frames from (default: the bundled video)")
     p.add_argument("--labels", help="labels file for a bare .tflite")
     p.add_argument("--cold", action="store_true", help="also measure import-to-first-detection in a fresh process")
     p.add_argument("--json", action="store_true", help="one JSON object per measurement")
     p.add_argument("--pipeline", action="store_true", help="benchmark the daemon's pipeline instead: vs raw invoke and a naive loop, frame age, RSS growth")
-    p.add_argument("--frames", type=int, default=None, help="--pipeline: frames for the long RSS run")
-    p.add_argument("--seconds", type=float, default=None, help="--pipeline: seconds per phase")
+    p.add_argument("--save", action="store_true",
+                   help="keep the figures where the daemon uses them (the state folder): every variant in a fresh process, "
+                        "or with --pipeline the pipeline's rate per thread count (the daemon then runs at the best)")
+    p.add_argument("--state-dir", default=None, help="--save: the daemon's state folder (default: as the daemon chooses)")
+    p.add_argument("--ladder", action="store_true",
+                   help="the ladder's proof: the daemon on the video under power budgets, with the ladder and rate-only (runtime/bench/ladder.py)")
+    p.add_argument("--budgets", default=None, help="--ladder: budgets as percentages of the unconstrained draw (default 100,60,35)")
+    p.add_argument("--min-fps", type=number(gt=0, le=1000), default=None, help="--ladder: the rate the application needs (default 0.8 x the video's)")
+    p.add_argument("--settle", type=number(ge=0, le=3600), default=25.0, help="--ladder: seconds left out of each run's power and fps means (default 25)")
+    p.add_argument("--web", action="store_true", help="benchmark the local page's cost instead: pipeline fps with live viewers and /metrics scrapes vs none")
+    p.add_argument("--viewers", type=number(integer=True, ge=1, le=100), default=5, help="--web: live viewers in the loaded phases (default 5)")
+    p.add_argument("--motion", action="store_true",
+                   help="benchmark motion gating instead: empty/busy/empty footage from the input video, the pipeline with gating off and on")
+    p.add_argument("--regions", action="store_true",
+                   help="measure crops around motion instead: recall of small (distant) people, whole frame vs regions; "
+                        "with --motion: run the gated pipeline with regions on")
+    p.add_argument("--annotate", metavar="OUT", help="--motion: also write the light-step clip with motion boxes drawn (an AVI)")
+    p.add_argument("--tracking", action="store_true",
+                   help="benchmark the tracker instead: TUD-Stadtmitte ground truth, events on real footage, cost; "
+                        "beside ByteTrack and norfair when installed")
+    p.add_argument("--seeds", type=number(integer=True, ge=1, le=1000), default=5,
+                   help="--tracking: simulated detector seeds on the ground truth (default 5)")
+    p.add_argument("--trackers", default="edgewatch,bytetrack,norfair",
+                   help="--tracking: which trackers (default: edgewatch,bytetrack,norfair; peers run when installed)")
+    p.add_argument("--frames", type=number(integer=True, ge=1, le=10_000_000), default=None,
+                   help="--pipeline: frames for the long RSS run; --regions, --tracking: frames of the video")
+    p.add_argument("--seconds", type=number(gt=0, le=86_400), default=None,
+                   help="--pipeline, --web: seconds per phase; --motion: seconds of each empty part (default 60); "
+                        "--ladder: seconds of each run, the video looped (default: once through)")
+    p.add_argument("--soak", metavar="DURATION", help="the daemon's RSS over DURATION (30m, 1h) at full speed: growth per hour")
+    p.add_argument("--plot", metavar="PNG", help="--soak: draw the RSS curve (needs matplotlib)")
 
 
 def _default_model() -> str:
@@ -171,7 +205,8 @@ def measure_cold(model: str, variant: str | None, source: Path) -> dict:
 
 
 def _print_table(rows: list[dict]) -> None:
-    print(f"{'variant':<16} {'thr':>3} {'init':>7} {'first':>7} {'p50':>7} {'p90':>7} {'p99':>7} {'cpu/inv':>7} {'pre':>6} {'decode':>6} {'dec/inv':>7} {'rss MB':>6}  backend   (ms)")
+    print(f"{'variant':<16} {'thr':>3} {'init':>7} {'first':>7} {'p50':>7} {'p90':>7} {'p99':>7} {'cpu/inv':>7} "
+          f"{'pre':>6} {'decode':>6} {'dec/inv':>7} {'rss MB':>6}  backend   (ms)")
     for r in rows:
         inv = r["invoke_ms"]
         print(
@@ -181,23 +216,34 @@ def _print_table(rows: list[dict]) -> None:
         )
 
 
+# Benchmarks of something other than one model: (flag, module under runtime/bench, its runner).
+# Imported only when asked for, so `bench MODEL` does not load them.
+_OTHER_BENCHES = (
+    ("ladder", "ladder", "run_ladder_bench"),
+    ("pipeline", "pipeline", "run_pipeline_bench"),
+    ("soak", "soak", "run_soak"),
+    ("web", "web", "run_web_bench"),
+    ("tracking", "tracking", "run_tracking_bench"),
+    ("motion", "motion", "run_motion_bench"),
+    ("regions", "regions", "run_regions_bench"),
+)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import CommandError
     from ..interpreter import default_threads
 
-    if args.pipeline:
-        from ..bench.pipeline import run_pipeline_bench
-
-        return run_pipeline_bench(args)
+    for flag, module, runner in _OTHER_BENCHES:
+        if getattr(args, flag):
+            return getattr(importlib.import_module(f"..bench.{module}", __package__), runner)(args)
+    if args.annotate:
+        raise CommandError("--annotate: goes with --motion")
     model = args.model or _default_model()
-    if args.runs < 1:
-        raise CommandError(f"--runs: must be >= 1, got {args.runs}")
-    try:
-        threads = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, default_threads()})
-    except ValueError:
-        raise CommandError(f"--threads: expected comma-separated integers, got {args.threads!r}") from None
-    if any(t < 1 for t in threads):
-        raise CommandError(f"--threads: must be >= 1, got {args.threads!r}")
+    if args.save:
+        from ..bench.board import run_board_bench
+
+        return run_board_bench(args, model, args.threads)
+    threads = args.threads or sorted({1, default_threads()})
     source = Path(args.input) if args.input else DEFAULT_INPUT
     frames = _load_frames(source, min(args.runs, 50))
     variants: list[str | None] = [args.variant]
@@ -231,5 +277,6 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(cold))
         else:
-            print(f"import-to-first-detection: {cold['import_to_first_detection_ms']:.0f} ms (imports {cold['import_ms']:.0f} ms; whole process {cold['process_wall_ms']:.0f} ms)")
+            print(f"import-to-first-detection: {cold['import_to_first_detection_ms']:.0f} ms "
+                  f"(imports {cold['import_ms']:.0f} ms; whole process {cold['process_wall_ms']:.0f} ms)")
     return exitcodes.OK

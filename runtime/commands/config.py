@@ -23,6 +23,9 @@ def run(args: argparse.Namespace) -> int:
         return exitcodes.OK
     path = paths.config_path(args.config)
     cfg = config.load(path)  # SchemaError: one line naming the field, exit 2
+    from ..pipeline.gating import load_motion_mask
+
+    mask = load_motion_mask(cfg.motion, cfg.origin)  # SchemaError naming the config and the mask file
     if not args.no_model:
         from ..errors import CommandError
         from ..decoders import DecoderError
@@ -38,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"{cfg.origin}: detect.labels: {', '.join(map(repr, unknown))} not among the model's labels")
     else:
         model = str(cfg.model.path)
-    print(f"ok: {cfg.origin}: camera {cfg.camera.source}, model {model}"
+    web = cfg.web
+    page = f"page on {web.host}:{web.port}" + (" (token required)" if web.token else "") if web.enabled else "page off"
+    motion = ("motion off" if not cfg.motion.enabled else
+              f"motion on (keep-alive {cfg.motion.keepalive_s:g} s" + (f", mask {mask.source}" if mask else "") + ")")
+    print(f"ok: {cfg.origin}: camera {cfg.camera.source}, model {model}, {motion}, {page}"
           + (", budgets set" if cfg.budget is not None else ""))
     return exitcodes.OK

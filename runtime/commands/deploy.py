@@ -10,17 +10,19 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 from pathlib import Path
 
 from .. import exitcodes
+from .arguments import number
 from ..errors import CommandError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path, help="the bundle folder to roll out")
     parser.add_argument("hosts", nargs="*", metavar="HOST", help="ssh destinations ([user@]host or ssh_config aliases)")
-    parser.add_argument("--parallel", type=int, default=8, help="boards handled at once (default 8)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds each board waits for health before rolling back (default 60)")
+    parser.add_argument("--parallel", type=number(integer=True, ge=1, le=1000), default=8, help="boards handled at once (default 8)")
+    parser.add_argument("--timeout", type=number(gt=0, le=86_400), default=60.0, help="seconds each board waits for health before rolling back (default 60)")
     parser.add_argument("--ssh-config", type=Path, help="ssh client config file (ssh -F)")
     parser.add_argument("-o", "--ssh-option", action="append", default=[], metavar="OPTION", help="extra ssh -o option, repeatable")
     parser.add_argument("--sudo", action="store_true", help="run activate through `sudo -n` (login is not root)")
@@ -45,13 +47,11 @@ def run(args: argparse.Namespace) -> int:
         return exitcodes.OK
     if not args.hosts:
         raise CommandError("give at least one HOST")
-    if args.parallel < 1:
-        raise CommandError(f"--parallel: must be >= 1, got {args.parallel}")
-    if args.timeout <= 0:
-        raise CommandError(f"--timeout: must be > 0, got {args.timeout:g}")
     bad = [h for h in args.hosts if h.startswith("-")]
     if bad:
         raise CommandError(f"bad host {bad[0]!r}: a host cannot start with '-'")
+    if shutil.which("ssh") is None:
+        raise CommandError("no ssh client on the PATH: install one (Debian: apt install openssh-client)")
     ssh = ["ssh", *SSH_DEFAULTS]
     if args.ssh_config:
         ssh += ["-F", str(args.ssh_config)]

@@ -18,7 +18,8 @@ from typing import Any
 from .. import exitcodes, paths
 from ..errors import CommandError
 
-_CSV_FIELDS = ["id", "label", "class_id", "score", "start", "end", "x1", "y1", "x2", "y2", "snapshot", "source", "model", "updated"]
+_CSV_FIELDS = ["id", "label", "class_id", "score", "start", "end", "x1", "y1", "x2", "y2", "snapshot", "source", "model", "updated",
+               "stationary", "zones"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--state-dir", metavar="DIR",
         help="the daemon's state folder (default: $STATE_DIRECTORY, else $XDG_STATE_HOME/edgewatch, else ~/.local/state/edgewatch)",
     )
-    parser.add_argument("--since", metavar="T", help="events that began at or after T: ISO 8601 (2026-11-26T08:00, local unless an offset is given) or an age (30s, 10m, 2h, 1d, 1w)")
+    parser.add_argument("--since", metavar="T", help="events that began at or after T: ISO 8601 (2026-11-26T08:00, "
+                        "local unless an offset is given) or an age (30s, 10m, 2h, 1d, 1w)")
     parser.add_argument("--until", metavar="T", help="events that began before T (same forms as --since)")
     parser.add_argument("--label", metavar="L", action="append", default=[], help="only this label (repeat for several)")
     parser.add_argument("--limit", metavar="N", help="only the latest N matching events (the initial listing, with --follow)")
@@ -64,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     for row in rows:
-        emit(_record(row))
+        emit(row.to_dict())
     if not args.follow:
         return exitcodes.OK
     try:
         for row in query.follow(lambda: database.connect_readonly(db), db.parent, where, rev):
-            emit(_record(row))
+            emit(row.to_dict())
     except KeyboardInterrupt:  # the normal way to stop following
         return exitcodes.OK
     return exitcodes.OK
@@ -94,21 +96,12 @@ def _database(args: argparse.Namespace) -> tuple[Path, bool]:
 
 
 def _limit(text: str | None) -> int | None:
-    if text is None:
-        return None
+    from ..events.query import parse_limit
+
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise CommandError(f"--limit: {text!r} is not a positive whole number")
-    return value
-
-
-def _record(row: Any) -> dict[str, Any]:
-    from ..events.times import iso
-
-    return {**row.event.to_dict(), "updated": iso(row.updated)}
+        return parse_limit(text)
+    except ValueError as exc:
+        raise CommandError(f"--limit: {exc}") from None
 
 
 def _writer(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
@@ -121,7 +114,7 @@ def _writer(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
 
         def write_csv(r: dict[str, Any]) -> None:
             x1, y1, x2, y2 = r["box"]
-            out.writerow({**r, "x1": x1, "y1": y1, "x2": x2, "y2": y2})
+            out.writerow({**r, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "zones": ";".join(r["zones"])})
             sys.stdout.flush()
 
         return write_csv

@@ -16,20 +16,22 @@ from typing import Any
 
 from ..errors import CommandError
 from ..exitcodes import BAD_INPUT, FAILURE, OK
+from .arguments import number
 from ..paths import STATUS, require_readable, state_dir
 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default="/", help="filesystem root to read sensors under (default: /)")
-    parser.add_argument("--interval", type=float, default=2.0, metavar="S", help="seconds between lines (default: 2)")
+    parser.add_argument("--interval", type=number(gt=0, le=86_400), default=2.0, metavar="S", help="seconds between lines (default: 2)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--once", action="store_true", help="print one reading and exit")
-    parser.add_argument("--count", type=int, default=0, metavar="N", help="stop after N lines (default: run until interrupted)")
+    parser.add_argument("--count", type=number(integer=True, ge=0, le=100_000_000), default=0, metavar="N",
+                        help="stop after N lines (default: run until interrupted)")
     parser.add_argument("--state-dir", type=Path, default=None, help="the daemon's state folder (default: as the daemon chooses)")
     parser.add_argument("--vcgencmd", default=None, metavar="PATH", help="vcgencmd to run (default: <root>/usr/bin/vcgencmd, else PATH)")
     parser.add_argument("--board", default="auto", help="power profile for the estimate when there is no meter (default: from the device tree)")
-    parser.add_argument("--bench", type=float, default=None, metavar="S",
+    parser.add_argument("--bench", type=number(gt=0, le=86_400), default=None, metavar="S",
                         help="measure the monitor's own cost instead: S seconds of ticks at 1 Hz (sensors + controller), CPU per tick")
 
 
@@ -37,8 +39,6 @@ def run(args: argparse.Namespace) -> int:
     from ..monitor.readings import BoardSensors
     from ..monitor.sensors.power.estimate import PROFILES
 
-    if args.interval <= 0:
-        raise CommandError(f"--interval: must be > 0, got {args.interval:g}", BAD_INPUT)
     if not Path(args.root).is_dir():
         raise CommandError(f"--root: {args.root}: not a folder", BAD_INPUT)
     if args.board != "auto" and args.board not in PROFILES:
@@ -126,7 +126,8 @@ def _daemon_budget(path: Path) -> dict[str, Any] | None:
         return None
     if not status_file.is_fresh(status):
         return None
-    return {"state": status.get("state"), "fps": status.get("fps"), "budget": status.get("budget") or {}}
+    return {"state": status.get("state"), "fps": status.get("fps"), "budget": status.get("budget") or {},
+            "motion": status.get("motion")}
 
 
 def _f(value: float | None, fmt: str, unit: str) -> str:
@@ -147,7 +148,8 @@ def _line(fig: dict[str, Any], daemon: dict[str, Any] | None) -> str:
         mem += f" psi {psi.get('avg10', 0):.2f}%"
     cg = m.get("cgroup")
     if cg and cg.get("current_mb") is not None:
-        mem += f" cgroup {cg['current_mb']:.0f} MB (high {_f(cg['high_mb'], '.0f', '') if cg['high_mb'] else 'max'}, max {_f(cg['max_mb'], '.0f', '') if cg['max_mb'] else 'max'})"
+        high = _f(cg['high_mb'], '.0f', '') if cg['high_mb'] else 'max'
+        mem += f" cgroup {cg['current_mb']:.0f} MB (high {high}, max {_f(cg['max_mb'], '.0f', '') if cg['max_mb'] else 'max'})"
     parts.append(mem)
     th = fig.get("throttling")
     if th is not None:
@@ -162,6 +164,9 @@ def _budget_text(daemon: dict[str, Any] | None) -> str:
     b = daemon["budget"]
     knobs = b.get("knobs") or {}
     bits = [f"daemon {daemon.get('state')} {_f(daemon.get('fps'), '.1f', ' fps')}"]
+    motion = daemon.get("motion") or {}
+    if motion.get("enabled"):
+        bits.append(f"motion {_f(motion.get('motion_share'), '.0%', '')} duty {_f(motion.get('inference_duty'), '.0%', '')}")
     power = b.get("power") or {}
     if power.get("budget_w") is not None:
         bits.append(f"power {_f(power.get('mean_w'), '.2f', '')}/{power['budget_w']:g} W {power.get('state', '')}")
@@ -173,7 +178,8 @@ def _budget_text(daemon: dict[str, Any] | None) -> str:
         bits.append(f"temp {temp['c']:.1f}/{temp['budget_c']:g} C")
     if knobs:
         rate = knobs.get("rate_limit")
-        bits.append(f"knobs rate {'-' if rate is None else f'{rate:g}'} threads {knobs.get('threads')} variant {knobs.get('variant')}" + (" PAUSED" if knobs.get("paused") else ""))
+        bits.append(f"knobs rate {'-' if rate is None else f'{rate:g}'} threads {knobs.get('threads')} variant {knobs.get('variant')}"
+                    + (" PAUSED" if knobs.get("paused") else ""))
     last = b.get("last_decision")
     if last:
         bits.append(f"last: {last.get('message')}")

@@ -22,15 +22,18 @@ from .sections import (
     DetectConfig,
     EventsConfig,
     ModelConfig,
+    MotionConfig,
     TrackerConfig,
+    WebConfig,
     Zone,
     classify_source,
+    is_loopback,
     resolve_source,
 )
 
-__all__ = ["Budgets", "CameraConfig", "Config", "DetectConfig", "EventsConfig", "ModelConfig", "SchemaError",
-           "TrackerConfig", "Zone", "classify_source", "embedded_default", "example_text", "load", "parse",
-           "resolve_source"]
+__all__ = ["Budgets", "CameraConfig", "Config", "DetectConfig", "EventsConfig", "ModelConfig", "MotionConfig", "SchemaError",
+           "TrackerConfig", "WebConfig", "Zone", "classify_source", "embedded_default", "example_text", "is_loopback",
+           "load", "parse", "resolve_source"]
 
 EMBEDDED = "(embedded default)"
 
@@ -39,8 +42,12 @@ SECTIONS: tuple[tuple[str, type, str, bool], ...] = (
     ("camera", CameraConfig, "Where frames come from.", False),
     ("model", ModelConfig, "The detector: a bundle made by `edgewatch convert`, or a recognisable .tflite.", False),
     ("detect", DetectConfig, "Which detections count.", False),
+    ("motion", MotionConfig, "Which frames the model sees: those with motion (found on a small grey copy of each frame),\n"
+                             "and a few more while tracks are alive or nothing moves.", False),
     ("tracker", TrackerConfig, "Detections become tracks, tracks become events.", False),
     ("events", EventsConfig, "The local event log (SQLite + snapshots) and its retention.", False),
+    ("web", WebConfig, "The local page (runtime/web). On loopback only: from a laptop, `ssh -L 8090:127.0.0.1:8090 BOARD`,\n"
+                       "then open http://localhost:8090/.", False),
     ("budget", Budgets, "Resource budgets (runtime/monitor): with no [budget] section nothing is enforced.", True),
 )
 
@@ -51,9 +58,16 @@ class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     budget: Budgets | None = None  # None: no [budget] section, nothing enforced
+
+    @property
+    def low_score(self) -> float:
+        """The lowest detection score the tracker is given (it may only continue events)."""
+        return self.tracker.continue_score(self.detect.min_score)
 
     @property
     def origin(self) -> str:
@@ -71,7 +85,15 @@ def parse(data: dict, where: str, base: Path) -> Config:
             continue
         values[name] = read_section(section, top.table(name, {}), ctx)
     top.done()
-    return Config(Path(where) if where != EMBEDDED else None, **values)
+    config = Config(Path(where) if where != EMBEDDED else None, **values)
+    motion, tracker = config.motion, config.tracker
+    if motion.enabled and motion.track_refresh_s >= tracker.max_missed_s:
+        raise SchemaError(where, "motion.track_refresh_s", f"must be below tracker.max_missed_s ({tracker.max_missed_s:g}), or a "
+                          f"still object is dropped between two looks at it, got {motion.track_refresh_s:g}")
+    if tracker.low_score is not None and tracker.low_score > config.detect.min_score:
+        raise SchemaError(where, "tracker.low_score",
+                          f"must be <= detect.min_score ({config.detect.min_score:g}), got {tracker.low_score:g}")
+    return config
 
 
 def embedded_default() -> Config:

@@ -3,6 +3,8 @@ bounds `config check` enforces and deploy/config.example.toml all follow from th
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,11 +175,57 @@ class DetectConfig:
 
 # -- [tracker] ---------------------------------------------------------------------------------------
 
+DEFAULT_LOW_SCORE = 0.2
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
-    iou: float = key(0.3, "a detection continues a track when their boxes overlap this much", gt=0, le=1)
+    iou: float = key(0.3, "a detection continues a track when its box overlaps the track's predicted box this much", gt=0, le=1)
     min_hits: int = key(2, "detections before an event starts (one-frame flickers make none)", ge=1, le=100)
     max_missed_s: float = key(2.0, "unseen this long: the event ends", gt=0, le=600)
+    low_score: float | None = key(None, "detections from here up to detect.min_score only continue events; "
+                                  f"default: {DEFAULT_LOW_SCORE:g}, or detect.min_score when that is lower",
+                                  kind=float, ge=0, le=1, example=DEFAULT_LOW_SCORE)
+    stationary_after_s: float = key(10.0, "in place this long: the event is marked stationary", gt=0, le=86400)
+    stationary_max_missed_s: float = key(30.0, "a stationary object unseen this long: its event ends", gt=0, le=86400)
+    trajectory_interval_s: float = key(0.5, "an event's trajectory keeps at most one point per interval", gt=0, le=3600)
+
+    def check(self, t: Table) -> None:
+        if self.stationary_max_missed_s < self.max_missed_s:
+            raise t.error("stationary_max_missed_s",
+                          f"must be >= max_missed_s ({self.max_missed_s:g}), got {self.stationary_max_missed_s:g}")
+
+    def continue_score(self, min_score: float) -> float:
+        """The lowest score that may continue an event (an old config, without low_score, keeps loading
+        with a detect.min_score below the default)."""
+        return min(DEFAULT_LOW_SCORE, min_score) if self.low_score is None else self.low_score
+
+
+# -- [motion] ----------------------------------------------------------------------------------------
+
+def _mask_path(t: Table, name: str, ctx: Context) -> Path | None:
+    value = t.str(name, None)
+    return _path(value, ctx.base) if value else None
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    enabled: bool = key(True, "the model runs on frames with motion, while tracks live, and at a keep-alive; false: on every frame")
+    keepalive_s: float = key(5.0, "nothing moving and no track alive: one frame every this often goes to the model", gt=0, le=3600)
+    track_refresh_s: float = key(0.5, "tracks alive but nothing moving (someone standing): one frame every this often "
+                                      "(below tracker.max_missed_s)", gt=0, le=600)
+    mask: Path | None = key(None, "where motion is ignored: an image (black: ignored, any size) or a .json list of polygons "
+                                  "in fractions of the frame", kind=str, parse=_mask_path, example="motion-mask.png")
+    regions: bool = key(False, "run the model on crops around small motion too (distant objects seen larger; an invoke per crop)")
+    frame_height: int = key(72, "motion is found on a grey copy of the frame this many pixels high", ge=16, le=360)
+    threshold: float = key(15.0, "the least change of a pixel's grey level (0..255) that is motion", gt=0, le=255)
+    noise_factor: float = key(4.0, "... or this many times the pixel's own noise, where that is more", ge=1, le=20)
+    min_pixels: int = key(3, "changed pixels of the small frame a motion box needs (one noisy pixel never is one)", ge=1, le=10000)
+    learn_s: float = key(10.0, "time constant the background follows slow change with (light, shadows)", gt=0, le=3600)
+    absorb_s: float = key(10.0, "a change that stays put this long becomes background (a parked car, someone sitting)", gt=0, le=3600)
+    relearn_share: float = key(0.5, "more of the frame than this changing at once, and not by one global gain: learn the scene anew",
+                               gt=0, le=1)
+    settle_s: float = key(1.0, "after the start or a relearn, no motion is reported for this long", gt=0, le=60)
 
 
 # -- [events] ----------------------------------------------------------------------------------------
@@ -191,6 +239,62 @@ class EventsConfig:
     snapshot_quality: int = key(85, "JPEG quality", ge=1, le=100)
     update_interval_s: float = key(5.0, "an open event (and its best snapshot) is rewritten at most this often", gt=0, le=3600)
     journal: bool = key(True, "one JSON line per event start and end on stderr (the journal)")
+
+
+# -- [web] -------------------------------------------------------------------------------------------
+
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,256}")
+
+
+def is_loopback(host: str) -> bool:
+    """A loopback IP literal (127.0.0.0/8, ::1, bracketed or not) or a loopback name."""
+    host = host.strip().lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _host(t: Table, name: str, ctx: Context) -> str:
+    host = t.str(name, "127.0.0.1")
+    if not is_loopback(host):
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            raise t.error(name, f"must be an IP address (127.0.0.1, ::1, 0.0.0.0, the board's own) or localhost, got {host!r}") from None
+    return host
+
+
+def _token(t: Table, name: str, ctx: Context) -> str | None:
+    token = t.str(name, None)
+    if token is not None and not TOKEN.fullmatch(token):
+        raise t.error(name, "must be 16 to 256 characters of A-Z a-z 0-9 . _ ~ - (e.g. from: openssl rand -hex 16)")
+    return token
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = key(True, "the local page: live view, events, figures, /metrics")
+    host: str = key("127.0.0.1", "where it listens; another address than loopback only with a token", kind=str, parse=_host)
+    port: int = key(8090, "0: any free port (`edgewatch status` says which)", ge=0, le=65535)
+    token: str | None = key(None, "needed off loopback; then asked of every request", kind=str, parse=_token, example="",
+                            notes=("16+ characters (openssl rand -hex 16). A browser opens /?token=... once and keeps it as a",
+                                   "cookie; scripts and Prometheus send `Authorization: Bearer ...`."))
+    max_viewers: int = key(5, "live viewers at once; more are told it is busy", ge=1, le=50)
+    live_fps: float = key(5.0, "live view pictures a second, at most (drawn only while someone watches)", gt=0, le=30)
+    live_width: int = key(640, "live view width in pixels, at most", ge=160, le=3840)
+    timeout_s: float = key(10.0, "a request must arrive, and each write complete, within this", gt=0, le=300)
+
+    def check(self, t: Table) -> None:
+        if self.token is None and not is_loopback(self.host):
+            raise t.error("token", f"is required when host is not loopback ({self.host!r}): the page shows the camera")
+
+    def __repr__(self) -> str:  # never the token, in a log line or a traceback
+        shown = {k: v for k, v in self.__dict__.items() if k != "token"}
+        return f"WebConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())}, token={'set' if self.token else None})"
 
 
 # -- [budget] ----------------------------------------------------------------------------------------
@@ -219,7 +323,12 @@ class Budgets:
                      choices=("auto", *BOARD_PROFILES))
     temperature_c: float | None = key(DEFAULT_TEMPERATURE_C, "hottest thermal zone (below the Pi firmware's 80 °C throttle); false: off",
                                       kind=float, parse=_temperature)
-    min_fps: float = key(1.0, "the inference rate is lowered down to this before threads, variant, pause", gt=0, le=120)
+    min_fps: float = key(1.0, "the rate the application needs: lowered down to this, then threads, cheaper variants, then below it, then pause",
+                         gt=0, le=120)
+    ladder: bool = key(True, "step along the bundle's variants, the most accurate that fits first, before the rate goes "
+                             "below min_fps; false: rate-only control")
+    min_fidelity: float = key(0.9, "the ladder steps only to variants at least this faithful to the source model (their "
+                                   "fidelity in the bundle); below it the rate is cut instead. 0: every variant", ge=0, le=1)
 
     def __post_init__(self) -> None:
         if self.memory_hard_mb is None and self.memory_mb is not None:

@@ -29,7 +29,8 @@ class SsdAnchorsDecoder:
         )
         self.tensors = [self.boxes, self.scores]
         if self.boxes.shape[-1] < box_len:
-            raise DecoderError(f"{ctx.where}: output {self.boxes.name!r} has {self.boxes.shape[-1]} values per box; coder {self.coder} with {self.num_keypoints} keypoints needs {box_len}")
+            raise DecoderError(f"{ctx.where}: output {self.boxes.name!r} has {self.boxes.shape[-1]} values per box; "
+                               f"coder {self.coder} with {self.num_keypoints} keypoints needs {box_len}")
         try:
             self.anchors = anchors_from_params(t.raw("anchors"), ctx.bundle_dir, ctx.where, ctx.input_size)
         except ValueError as exc:
@@ -43,7 +44,8 @@ class SsdAnchorsDecoder:
         self.background = t.bool("background_class", False)
         self.threshold = t.number("score_threshold", 0.5, ge=0, lt=1)
         self.score_clip = t.number("score_clipping", 100.0 if self.coder == "mediapipe" else 0.0, ge=0)
-        self.nms: NmsParams = parse_nms(t.raw("nms", None), ctx.where, NmsParams("weighted" if self.coder == "mediapipe" else "greedy", 0.3 if self.coder == "mediapipe" else 0.6))
+        mediapipe = self.coder == "mediapipe"
+        self.nms: NmsParams = parse_nms(t.raw("nms", None), ctx.where, NmsParams("weighted" if mediapipe else "greedy", 0.3 if mediapipe else 0.6))
         t.done()
 
     def _probabilities(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -40,6 +40,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX system_events_time ON system_events(time);
     """,
+    # 1 -> 2. `last_seen`: when the object was last detected, kept current while it is in view, so
+    # that an event a crash left open can be closed at that time; `recovered`: closed that way.
+    """
+    ALTER TABLE events ADD COLUMN last_seen REAL;
+    ALTER TABLE events ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 2 -> 3. What the tracker knows of each event: its path as JSON [[seconds since start, x1, y1,
+    # x2, y2], ...], the zones it entered in order (JSON list of names), whether it stood still.
+    """
+    ALTER TABLE events ADD COLUMN trajectory TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE events ADD COLUMN zones TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE events ADD COLUMN stationary INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 VERSION = len(MIGRATIONS)
 

@@ -27,10 +27,10 @@ class JournalOnlyLog:
             return
         if event.end is not None:
             self._started.discard(event.id)
-            journal.emit(self._journal, {"state": "end", **event.to_dict()})
+            journal.emit(self._journal, {"state": "end", **event.to_dict(trajectory=False)})
         elif event.id not in self._started:
             self._started.add(event.id)
-            journal.emit(self._journal, {"state": "start", **event.to_dict()})
+            journal.emit(self._journal, {"state": "start", **event.to_dict(trajectory=False)})
 
     def record_system(self, kind: str, message: str, detail: dict[str, Any]) -> None:
         self._counts["dropped"] += 1

@@ -10,12 +10,16 @@ from typing import Any
 from .times import iso
 
 Box = tuple[float, float, float, float]
+# A trajectory point: seconds since the event's start, then the box (x1, y1, x2, y2) in pixels.
+Point = tuple[float, int, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
     """One tracked object. `start`/`end` are unix seconds (wall clock); `end` is None while it is
-    in view. `score` is the best seen so far and `box` (xyxy, source pixels) goes with it."""
+    in view. `score` is the best seen so far and `box` (xyxy, source pixels) goes with it.
+    `trajectory`: its path, at most a few points a second; `zones`: the `[detect] zones` it
+    entered, in order; `stationary`: it stayed in place for the tracker's `stationary_after_s`."""
 
     id: str
     label: str
@@ -27,6 +31,11 @@ class Event:
     snapshot: str | None = None
     source: str = ""
     model: str = ""
+    last_seen: float | None = None  # wall clock of the last detection
+    recovered: bool = False  # closed on start-up after the run that saw it was cut short
+    trajectory: tuple[Point, ...] = ()
+    zones: tuple[str, ...] = ()
+    stationary: bool = False
 
     def __post_init__(self) -> None:
         # Checked here, once, so that a bad event is the caller's error and never a writer-thread failure.
@@ -37,9 +46,10 @@ class Event:
         if len(self.box) != 4:
             raise ValueError(f"Event {self.id}: box must be 4 numbers (x1, y1, x2, y2), got {self.box!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The one JSON shape of an event: journal lines and `edgewatch events --json`."""
-        return {
+    def to_dict(self, trajectory: bool = True) -> dict[str, Any]:
+        """The one JSON shape of an event: `edgewatch events --json`, and journal lines (those
+        without the trajectory: a line per event start and end must stay short)."""
+        out = {
             "id": self.id,
             "label": self.label,
             "class_id": int(self.class_id),
@@ -50,7 +60,13 @@ class Event:
             "snapshot": self.snapshot,
             "source": self.source,
             "model": self.model,
+            "recovered": self.recovered,
+            "stationary": bool(self.stationary),
+            "zones": list(self.zones),
         }
+        if trajectory:
+            out["trajectory"] = [list(p) for p in self.trajectory]
+        return out
 
 
 @dataclass(frozen=True, slots=True)

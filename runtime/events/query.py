@@ -1,4 +1,4 @@
-"""Reading the event log: filtered listings and a live tail, for `edgewatch events` and tests."""
+"""Reading the event log: filtered listings and a live tail, for `edgewatch events`, the web page and tests."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import snapshots
-from .model import Event
 from .database import EventLogError
+from .model import Event, SystemEvent
+from .times import iso
 
-_COLUMNS = 'id, label, class_id, score, start, "end", box, snapshot, source, model, updated'
+_COLUMNS = ('id, label, class_id, score, start, "end", box, snapshot, source, model, updated, last_seen, recovered, '
+            'trajectory, zones, stationary')
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,19 @@ class Filter:
         return (" AND ".join(clauses) or "1"), params
 
 
+def parse_limit(text: str | None) -> int | None:
+    """A listing's `limit` as people type it (None: no limit); ValueError names the bad value."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{text!r} is not a positive whole number")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """An event as stored: the `Event` plus when it was last written."""
@@ -45,11 +61,18 @@ class Row:
     event: Event
     updated: float
 
+    def to_dict(self) -> dict[str, Any]:
+        """The one listing shape: `edgewatch events --json` and the page's /api/events."""
+        return {**self.event.to_dict(), "updated": iso(self.updated)}
+
 
 def _row(db_dir: Path, values: tuple) -> Row:
-    event_id, label, class_id, score, start, end, box, snapshot, source, model, updated = values
+    (event_id, label, class_id, score, start, end, box, snapshot, source, model, updated, last_seen, recovered,
+     trajectory, zones, stationary) = values
     path = snapshots.resolve(db_dir, snapshot) if snapshot is not None else None
-    event = Event(event_id, label, class_id, score, start, end, tuple(json.loads(box)), path, source, model)
+    event = Event(event_id, label, class_id, score, start, end, tuple(json.loads(box)), path, source, model,
+                  last_seen, bool(recovered), tuple(tuple(p) for p in json.loads(trajectory)), tuple(json.loads(zones)),
+                  bool(stationary))
     return Row(event, updated)
 
 
@@ -108,3 +131,11 @@ def follow(open_db: Callable[[], sqlite3.Connection], db_dir: Path, where: Filte
                 conn.close()
         yield from rows
         time.sleep(poll_seconds)
+
+
+def system_events(conn: sqlite3.Connection, kind_prefix: str = "", limit: int = 20) -> list[SystemEvent]:
+    """The latest `limit` system events whose kind starts with `kind_prefix`, newest first."""
+    pattern = kind_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = conn.execute("SELECT kind, message, detail, time FROM system_events WHERE kind LIKE ? ESCAPE '\\' "
+                        "ORDER BY time DESC, id DESC LIMIT ?", (pattern, limit))
+    return [SystemEvent(kind, message, json.loads(detail), when) for kind, message, detail, when in rows]

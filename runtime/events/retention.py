@@ -7,6 +7,7 @@ files (swept later) and never rows that point at nothing.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ class Pruned:
 
     events: int = 0
     system_events: int = 0
+    snapshots: int = 0  # snapshot files deleted from events that stay
     files: list[str] = field(default_factory=list)
 
 
@@ -79,3 +81,51 @@ def _delete_events(conn: sqlite3.Connection, db_dir: Path, victims: list[tuple[s
     conn.executemany("DELETE FROM events WHERE id = ?", [(event_id,) for event_id, _ in victims])
     pruned.events += len(victims)
     pruned.files += [snapshots.resolve(db_dir, s) for _, s in victims if s is not None]
+
+
+# A full disk: free this much (or this share of a smaller file system), so writing can go on for a
+# while before the disk fills again; what is deleted is the log's own oldest, snapshots first.
+LOW_WATER_BYTES = 64 * 1024 * 1024
+LOW_WATER_SHARE = 0.10
+
+
+def free_target(folder: Path) -> tuple[int, int]:
+    """(free bytes now, free bytes wanted) on the file system holding `folder`."""
+    st = os.statvfs(folder)
+    free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+    return free, int(min(LOW_WATER_BYTES, LOW_WATER_SHARE * total))
+
+
+def free_space(conn: sqlite3.Connection, db_dir: Path, rows: bool = True) -> Pruned:
+    """On a full disk, free the log's own oldest up to the low-water mark: snapshot files first
+    (deleting a file needs no space; their rows then lose the reference), then, with no snapshots
+    left and `rows`, whole rows. Rows change inside the caller's transaction, after the files are gone."""
+    pruned = Pruned()
+    free, target = free_target(db_dir)
+    if free >= target:
+        return pruned
+    emptied = []
+    oldest = conn.execute("SELECT id, snapshot, snapshot_bytes FROM events WHERE snapshot IS NOT NULL ORDER BY start, id")
+    for event_id, snapshot, size in oldest.fetchall():
+        if free >= target:
+            break
+        path = snapshots.resolve(db_dir, snapshot)
+        try:
+            size = os.stat(path).st_size
+            os.unlink(path)
+        except FileNotFoundError:
+            size = 0
+        emptied.append(event_id)
+        pruned.files.append(path)
+        free += size
+    conn.executemany("UPDATE events SET snapshot = NULL, snapshot_bytes = 0 WHERE id = ?", [(i,) for i in emptied])
+    pruned.snapshots = len(emptied)
+    if free < target and rows:
+        count = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        db_bytes, _ = used_bytes(conn)
+        per_row = db_bytes / count if count else 0
+        wanted = int((target - free) / per_row) + 1 if per_row else 0
+        # never more than half the log in one pass: the rest of a full disk is not ours to win back
+        victims = conn.execute("SELECT id, snapshot FROM events ORDER BY start, id LIMIT ?", (min(wanted, count // 2),)).fetchall()
+        _delete_events(conn, db_dir, victims, pruned)
+    return pruned

@@ -29,8 +29,10 @@ from .model import Event, Retention, SystemEvent
 _log = logging.getLogger(__name__)
 
 UPSERT_SQL = """
-INSERT INTO events (id, label, class_id, score, start, "end", box, snapshot, snapshot_bytes, source, model, updated, rev)
-VALUES (:id, :label, :class_id, :score, :start, :end, :box, :snapshot, :snapshot_bytes, :source, :model, :updated, :rev)
+INSERT INTO events (id, label, class_id, score, start, "end", box, snapshot, snapshot_bytes, source, model, updated, rev, last_seen,
+                    trajectory, zones, stationary)
+VALUES (:id, :label, :class_id, :score, :start, :end, :box, :snapshot, :snapshot_bytes, :source, :model, :updated, :rev, :last_seen,
+        :trajectory, :zones, :stationary)
 ON CONFLICT(id) DO UPDATE SET
     label = excluded.label,
     class_id = excluded.class_id,
@@ -43,7 +45,15 @@ ON CONFLICT(id) DO UPDATE SET
     source = excluded.source,
     model = excluded.model,
     updated = excluded.updated,
-    rev = excluded.rev
+    rev = excluded.rev,
+    trajectory = excluded.trajectory,
+    zones = excluded.zones,
+    stationary = MAX(stationary, excluded.stationary),
+    last_seen = MAX(COALESCE(last_seen, excluded.last_seen), COALESCE(excluded.last_seen, last_seen))
+"""
+# An event a crash (a kill, an OOM kill, a power cut) left open ends when it was last seen.
+_CLOSE_LEFT_OPEN_SQL = """
+UPDATE events SET "end" = MAX(start, COALESCE(last_seen, updated)), recovered = 1, rev = ? WHERE id = ? AND "end" IS NULL
 """
 _INSERT_SYSTEM = "INSERT INTO system_events (kind, message, detail, time) VALUES (?, ?, ?, ?)"
 
@@ -108,6 +118,8 @@ class EventLog:
             self._conn.close()
             raise database.EventLogError(f"{self.snapshots_dir}: cannot create the snapshots folder: {exc}") from exc
         self._rev = self._conn.execute("SELECT COALESCE(MAX(rev), 0) FROM events").fetchone()[0]
+        # Events a cut-short run left open (read now, before this run writes any): closed by the writer.
+        self._left_open = [i for (i,) in self._conn.execute('SELECT id FROM events WHERE "end" IS NULL')]
 
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_max)
         self._lock = threading.Lock()
@@ -116,9 +128,11 @@ class EventLog:
         self._failure: str | None = None  # the cause of the current failing episode
         self._failure_kind = ""  # what failed last in it: "database" or "snapshot"
         self._failed_in_episode = 0
+        self._snapshots_paused: str | None = None  # why snapshots wait (low disk space), else None
         self._sweep_needed = True  # a crash may have left temp or orphan snapshot files
         self._journal_open: OrderedDict[str, None] = OrderedDict()
         self._next_maintenance = 0.0  # at once: retention and the sweep run when the writer starts
+        self._next_free_space = 0.0  # a full disk frees space at most once per retention period
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="edgewatch-events", daemon=True)
         self._thread.start()
@@ -199,10 +213,12 @@ class EventLog:
     @property
     def stats(self) -> dict[str, Any]:
         """Records (events and system events) written, dropped and pending; snapshots dropped,
-        batches committed, events deleted by retention; `failing`: the cause while writes fail, else None."""
+        batches committed, events deleted by retention; `failing`: the cause while writes fail, else None;
+        `snapshots_paused`: why snapshots wait while rows are still written (low disk space), else None."""
         with self._lock:
             figures: dict[str, Any] = dict(self._counts)
             figures["failing"] = self._failure
+            figures["snapshots_paused"] = self._snapshots_paused
         return figures
 
     # -- the writer thread ----------------------------------------------------------------------
@@ -212,7 +228,7 @@ class EventLog:
             try:
                 if time.monotonic() >= self._next_maintenance:
                     self._maintain()
-            except Exception:  # the writer must outlive anything retention meets
+            except Exception:  # noqa: BLE001 - the writer must outlive anything retention meets
                 _log.exception("event log: unexpected error in retention")
             records, waiters, stop = self._collect()
             if records:
@@ -267,7 +283,7 @@ class EventLog:
             self._sweep_needed = True  # this batch's snapshot files may now belong to no row
             self._settle(len(records), jpeg_bytes, written=False)
             self._failing("database", exc, len(records))
-        except Exception:  # a bug must cost one batch, never the writer
+        except Exception:  # noqa: BLE001 - a bug must cost one batch, never the writer
             _rollback(self._conn)
             self._settle(len(records), jpeg_bytes, written=False)
             _log.exception("event log: unexpected error writing a batch of %d records", len(records))
@@ -288,6 +304,7 @@ class EventLog:
         # Only an event's last snapshot in the batch is written: the earlier ones would be replaced
         # at once. Rows go in order and the upsert statement merges them, as across batches.
         last_snapshot = {u.event.id: i for i, u in enumerate(upserts) if u.jpeg is not None}
+        low = self._low_space()
         failure: OSError | None = None
         written = 0
         rows = []
@@ -296,7 +313,11 @@ class EventLog:
         now = time.time()
         for i, upsert in enumerate(upserts):
             event, size = upsert.event, 0
-            if upsert.jpeg is not None and last_snapshot[event.id] == i:
+            if upsert.jpeg is not None and low is not None:
+                # Below the low-water mark snapshots wait, so that rows still fit in what is left.
+                with self._lock:
+                    self._counts["snapshots_dropped"] += 1
+            elif upsert.jpeg is not None and last_snapshot[event.id] == i:
                 path = snapshots.file_for(self.snapshots_dir, event.id)
                 try:
                     snapshots.write(path, upsert.jpeg)
@@ -325,6 +346,41 @@ class EventLog:
         self._journal_ends(list(ended.values()), committed=True)
         return failure, written
 
+    def _low_space(self) -> str | None:
+        """Why snapshots wait (the disk is below the low-water mark), else None. The log's own
+        oldest are freed meanwhile, at most once per retention period."""
+        try:
+            free, target = retention.free_target(self._db_dir)
+        except OSError:
+            return None
+        if free >= target:
+            self._snapshots_paused = None
+            return None
+        # Every commit appends to the WAL until a checkpoint; near a full disk that growth is what
+        # fills it. Folded back into the database file, the WAL starts again from nothing.
+        self._checkpoint()
+        free, target = retention.free_target(self._db_dir)
+        if free >= target:
+            self._snapshots_paused = None
+            return None
+        if time.monotonic() >= self._next_free_space:
+            self._free_space(rows=False)  # not full yet: snapshots are what is worth freeing
+            free, target = retention.free_target(self._db_dir)
+            if free >= target:
+                self._snapshots_paused = None
+                return None
+        if self._snapshots_paused is None:
+            _log.warning("event log: %d KiB free at %s (below %d KiB): snapshots wait, events are still written",
+                         free // 1024, self._db_dir, target // 1024)
+        self._snapshots_paused = f"low disk space ({free // 1024} KiB free): snapshots paused"
+        return self._snapshots_paused
+
+    def _checkpoint(self) -> None:
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            _log.debug("event log: checkpoint failed: %s", exc)
+
     def _settle(self, count: int, jpeg_bytes: int, written: bool) -> None:
         with self._lock:
             self._counts["pending"] -= count
@@ -334,6 +390,8 @@ class EventLog:
 
     def _failing(self, what: str, exc: BaseException, dropped: int) -> None:
         disk_full = _is_disk_full(exc)
+        if disk_full and time.monotonic() >= self._next_free_space:
+            self._free_space()
         cause = f"{'disk full' if disk_full else 'cannot write'} ({what}: {exc})"
         self._failed_in_episode += dropped
         self._failure_kind = what
@@ -359,7 +417,7 @@ class EventLog:
         self._journal_open[event.id] = None
         if len(self._journal_open) > _JOURNAL_OPEN_MAX:
             self._journal_open.popitem(last=False)
-        journal.emit(self._journal, {"state": "start", **event.to_dict()})
+        journal.emit(self._journal, {"state": "start", **event.to_dict(trajectory=False)})
 
     def _journal_ends(self, ended: list[Event], committed: bool) -> None:
         """A line when an event ends: as stored (best score, first start) once committed, else as given."""
@@ -372,11 +430,59 @@ class EventLog:
                 pass  # committed all the same: the line goes out as given
         for event in ended:
             self._journal_open.pop(event.id, None)
-            journal.emit(self._journal, {"state": "end", **event.to_dict()})
+            journal.emit(self._journal, {"state": "end", **event.to_dict(trajectory=False)})
+
+    def _close_left_open(self) -> None:
+        """Close the events a cut-short run left open (at their last sight, flagged), once; retried
+        at the next maintenance while the database cannot be written (a full disk)."""
+        ids = self._left_open
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany(_CLOSE_LEFT_OPEN_SQL, [(self._rev + 1, i) for i in ids])
+            self._conn.execute(_INSERT_SYSTEM, ("recovered", f"closed {len(ids)} events left open by a run that did not stop cleanly",
+                                                json.dumps({"events": len(ids), "ids": ids[:50]}), time.time()))
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(self._conn)
+            _log.warning("event log: cannot close the events left open yet: %s", exc)
+            return
+        self._rev += 1
+        self._left_open = []
+        _log.warning("event log: closed %d events left open by a run that did not stop cleanly", len(ids))
+
+    def _free_space(self, rows: bool = True) -> None:
+        """A full disk: the log's own oldest snapshots (then, with `rows`, rows) go, down to the
+        low-water mark, so new events can be written without anyone stepping in; said as a system event."""
+        self._next_free_space = time.monotonic() + self._retention_seconds
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            pruned = retention.free_space(self._conn, self._db_dir, rows)
+            if pruned.snapshots or pruned.events:
+                free, target = retention.free_target(self._db_dir)
+                message = (f"disk full: deleted the oldest {pruned.snapshots} snapshots and {pruned.events} events "
+                           f"to free space ({free // 1024} KiB free now)")
+                self._conn.execute(_INSERT_SYSTEM, ("retention.disk_full", message, json.dumps(
+                    {"snapshots": pruned.snapshots, "events": pruned.events, "free_bytes": free, "target_bytes": target}), time.time()))
+            self._conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            _rollback(self._conn)
+            self._sweep_needed = True  # files may be gone whose rows still name them
+            _log.warning("event log: freeing space failed: %s", exc)
+            return
+        snapshots.remove(pruned.files)
+        self._checkpoint()
+        with self._lock:
+            self._counts["deleted"] += pruned.events
+        if pruned.snapshots or pruned.events:
+            _log.warning("event log: disk full: deleted the oldest %d snapshots and %d events to free space",
+                         pruned.snapshots, pruned.events)
 
     def _maintain(self) -> None:
-        """Retention, then (after a crash or a failed batch) a sweep of unreferenced snapshot files."""
+        """Events left open by a crash, retention, then (after a crash or a failed batch) a sweep of
+        unreferenced snapshot files."""
         self._next_maintenance = time.monotonic() + self._retention_seconds
+        if self._left_open:
+            self._close_left_open()
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             pruned = retention.prune(self._conn, self._db_dir, self._retention, time.time())
@@ -387,6 +493,7 @@ class EventLog:
                 _log.warning("event log: retention failed: %s", exc)
             return
         snapshots.remove(pruned.files)
+        self._checkpoint()
         with self._lock:
             self._counts["deleted"] += pruned.events
         if pruned.events or pruned.system_events:
@@ -412,6 +519,10 @@ def row_values(event: Event, db_dir: Path, snapshot_bytes: int, now: float, rev:
         "model": event.model,
         "updated": now,
         "rev": rev,
+        "last_seen": None if event.last_seen is None else float(event.last_seen),
+        "trajectory": json.dumps([list(p) for p in event.trajectory], separators=(",", ":")),
+        "zones": json.dumps(list(event.zones)),
+        "stationary": int(bool(event.stationary)),
     }
 
 

@@ -1,16 +1,25 @@
 """The budget controller: a closed loop from figures to knobs, deterministic (time comes in with
 each observation), so it can be tested against a simulated plant.
 
-Knobs, cheapest first (what is given up first is frame rate, last is accuracy, then everything):
+Knobs, cheapest first (what is given up first is frame rate above `min_fps`, then accuracy, then
+everything):
 
-    rate limit (duty cycle) -> threads -> a cheaper variant -> pause
+    rate limit down to min_fps -> threads -> a cheaper variant (the ladder) -> rate below min_fps -> pause
 
-The rate limit is continuous: power is modelled as P = P0 + e * fps (P0 the baseline, learned
-from two operating points when the source does not know it) and the limit is set so the mean
-lands at 95% of the budget. Only when the rate is already at `min_fps` does a discrete step
-follow. Each discrete level's power at `min_fps` is remembered when we leave it, so it is
-restored only when it would fit with 15% to spare (hysteresis), and a restore that fails is
-retried only after a backoff that doubles (no oscillation between two levels).
+`min_fps` is the rate the application needs: the ladder starts at the most accurate variant and
+steps down before the rate is cut below it. The rate limit is continuous: power is modelled as
+P = P0 + e * fps (P0 the baseline, learned from two operating points when the source does not
+know it) and the limit is set so the mean lands at 95% of the budget. Only when the rate is
+already at `min_fps` does a discrete step follow: when the variants' costs are measured (the
+board's own figures, else the converter's), straight to the most accurate level predicted to fit
+(e = e_now x cost(target) / cost(now)), else one level down. Each level's power at `min_fps` is
+remembered when we leave it, so it is restored only when it would fit with 15% to spare
+(hysteresis; a level never measured, when predicted to), after the headroom has lasted a whole
+period, and a restore that fails is retried only after a backoff that doubles (no oscillation
+between two levels). The ladder holds only variants at least `min_fidelity` faithful to the
+source: a variant that loses the objects is no step. At its cheapest level the rate goes below
+`min_fps`, down to PAUSE_BELOW_FPS, before the pause. With `ladder` off (rate-only control) the
+rate is the only knob.
 
 Decisions are made once per control period on the mean since the last change (after a settle
 time), and only outside a dead band of [90%, 100%] of the budget.
@@ -36,6 +45,10 @@ SHED_EVERY_S = 30.0
 RETRY_FIRST_S, RETRY_MAX_S = 60.0, 3600.0
 RECENT_S = 120.0  # a step down this soon after a step up means the step up did not fit
 SETTLE_S = 5.0
+PAUSE_BELOW_FPS = 0.2  # at the cheapest level, a rate below this (one frame in 5 s) is a pause
+# With a motion gate, the rate is held down by the scene as much as by the limit: only a period
+# with motion at least this much of the time says whether the limit binds.
+ACTIVE_ENOUGH = 0.5
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,7 @@ class Observation:
     under_voltage: bool = False
     fps: float | None = None  # inference rate reached
     rss_mb: float | None = None
+    active: float | None = None  # share of recent frames with motion (None: no motion gate)
 
 
 @dataclass
@@ -112,19 +126,26 @@ class Controller:
         self._retry: dict[Level, tuple[float, float]] = {}  # level -> (not before, next backoff)
         self._prev_point: tuple[float, float] | None = None  # (fps, W) of the last period at this level
         self._shed_at = -math.inf
+        self._headroom_since: float | None = None  # since when every budget has had headroom
+        self._paused_rate: float | None = None  # the rate limit when the controller paused
         self._hard_fired = False
         self._fit_checked = False
         self._unreachable_noted = False
         self.state: dict[str, str] = {}
-        self.last_means: dict[str, float | None] = {"power_w": None, "fps": None}
+        self.last_means: dict[str, float | None] = {"power_w": None, "fps": None, "active": None}
+        self._actives: list[tuple[float, float]] = []  # (t, share of frames with motion), when a motion gate reports it
         self._ladder = self._build_ladder()
 
     # -- the ladder of discrete levels ---------------------------------------------------------
 
     def _build_ladder(self) -> list[Level]:
+        if not self.budgets.ladder:  # rate-only control
+            return [Level(self.knobs.threads, self.knobs.variant)]
         # Neither a variant that failed nor one whose measured footprint exceeds the memory budget.
+        # Nor one less faithful than min_fidelity: below it the rate is cut instead.
         allowed = [v for v in step_down_order(self._variants.values(), self._top)
-                   if v.name not in self.banned and (fits(v, self.budgets.memory_mb) or v.name == self.knobs.variant)]
+                   if v.name == self.knobs.variant or (v.name not in self.banned and fits(v, self.budgets.memory_mb)
+                                                       and (v.fidelity is None or v.fidelity >= self.budgets.min_fidelity))]
         if not allowed:
             allowed = [self._variants[self.knobs.variant]]
         ladder = [Level(t, allowed[0].name) for t in range(self._max_threads, 0, -1)]
@@ -141,6 +162,26 @@ class Controller:
             return self._ladder.index(here)
         same = [i for i, lv in enumerate(self._ladder) if lv.variant == self.knobs.variant]
         return same[0] if same else 0
+
+    def set_costs(self, variants: list[VariantInfo]) -> None:
+        """New figures for the serving bundle's variants (the board's own, measured after start):
+        the ladder is ordered again; what was learned about power at each level stays."""
+        known = {v.name: v for v in variants}
+        if self.knobs.variant not in known:
+            return
+        self._variants = known
+        self._ladder = self._build_ladder()
+
+    def set_max_threads(self, threads: int) -> None:
+        """The thread count measured best here becomes the top of the ladder's thread steps."""
+        self._max_threads = max(1, threads)
+        self.knobs.threads = min(self.knobs.threads, self._max_threads) if self.level > 0 else self._max_threads
+        self._ladder = self._build_ladder()
+
+    @property
+    def cost_source(self) -> str:
+        sources = {v.cost_source for v in self._variants.values()}
+        return sources.pop() if len(sources) == 1 else "mixed"
 
     def set_budgets(self, budgets: Budgets) -> None:
         """A reload: new limits; remembered floor powers stay (they are physics), backoffs do not."""
@@ -182,7 +223,14 @@ class Controller:
         actions = self._memory(obs)
         if any(a.knob == "hard_limit" for a in actions):
             return actions
+        if self._changed_at == -math.inf:
+            # The start counts as a change: start-up work (loading, the first inferences) drawn at
+            # a rate still ramping up is no operating point to judge or to learn a baseline from.
+            self._changed_at = obs.now
         self._samples.append((obs.now, obs.power_w, obs.fps))
+        if obs.active is not None:
+            self._actives = [a for a in self._actives if a[0] >= self._changed_at + self.settle_s][-int(self.period_s * 4):]
+            self._actives.append((obs.now, obs.active))
         if obs.now - self._changed_at < self.period_s:
             return actions
         settled = [s for s in self._samples if s[0] >= self._changed_at + self.settle_s]
@@ -190,9 +238,14 @@ class Controller:
         fpss = [f for _, _, f in settled if f is not None]
         power = sum(powers) / len(powers) if powers else None
         fps = sum(fpss) / len(fpss) if fpss else None
-        self.last_means = {"power_w": power, "fps": fps}
+        actives = [a for t, a in self._actives if t >= self._changed_at + self.settle_s]
+        self.last_means = {"power_w": power, "fps": fps, "active": sum(actives) / len(actives) if actives else None}
         self._learn_baseline(power, fps)
         verdict = self._judge(obs, power)
+        if not verdict.may_raise:
+            self._headroom_since = None
+        elif self._headroom_since is None:
+            self._headroom_since = obs.now
         if verdict.reasons:
             actions += self._reduce(obs, power, fps, verdict)
         elif verdict.may_raise:
@@ -225,7 +278,8 @@ class Controller:
             self.state["temperature"] = "over" if hot else "ok" if not cool else "headroom"
             if hot and thermal_due:
                 thermal_over = True
-                reasons.append(f"temperature {obs.temperature_c:.1f} °C over budget {b.temperature_c:g} °C" if obs.temperature_c is not None else "firmware is throttling for temperature")
+                reasons.append(f"temperature {obs.temperature_c:.1f} °C over budget {b.temperature_c:g} °C"
+                               if obs.temperature_c is not None else "firmware is throttling for temperature")
         if obs.under_voltage and thermal_due:
             thermal_over = True  # a slow, physical limit like heat: the same cut, at the same pace
             reasons.append("under-voltage: the supply cannot hold 5 V at this load")
@@ -286,9 +340,21 @@ class Controller:
             return [self._set("rate_limit", _round_fps(wanted), why, figures, obs.now)]
         if self.knobs.rate_limit is None or self.knobs.rate_limit > b.min_fps * 1.001:
             return [self._set("rate_limit", b.min_fps, why + f" (rate floor min_fps {b.min_fps:g})", figures, obs.now)]
-        return self._step_down(obs, power, why, figures)
+        if self.level + 1 < len(self._ladder):
+            return self._step_down(obs, power, fps, why, figures)
+        # the cheapest level at min_fps and still over: a rate below min_fps (a few frames beat
+        # none), then a pause
+        if self.knobs.rate_limit is not None and self.knobs.rate_limit >= b.min_fps * 0.999 and power is not None:
+            self._floor_power[self._ladder[self.level]] = power
+        if wanted >= PAUSE_BELOW_FPS and self.knobs.rate_limit is not None:
+            return [self._set("rate_limit", _round_fps(wanted), why + f" at the cheapest setting (below min_fps {b.min_fps:g})",
+                              figures, obs.now)]
+        if power is not None:
+            self._floor_power.setdefault(self._ladder[self.level], power)
+        self._paused_rate = self.knobs.rate_limit
+        return [self._set("paused", True, why + " at the cheapest setting", figures, obs.now)]
 
-    def _step_down(self, obs: Observation, power: float | None, why: str, figures: dict) -> list[Action]:
+    def _step_down(self, obs: Observation, power: float | None, fps: float | None, why: str, figures: dict) -> list[Action]:
         level = self.level
         here = self._ladder[level]
         if power is not None:
@@ -297,9 +363,32 @@ class Controller:
         if up_at is not None and obs.now - up_at < RECENT_S:
             _, backoff = self._retry.get(here, (0.0, RETRY_FIRST_S))
             self._retry[here] = (obs.now + backoff, min(RETRY_MAX_S, backoff * 2))
-        if level + 1 >= len(self._ladder):
-            return [self._set("paused", True, why + " at the cheapest setting", figures, obs.now)]
-        return self._go_to(self._ladder[level + 1], why, figures, obs.now)
+        target = level + 1
+        if power is not None and fps and self.budgets.power_w is not None:
+            # measured costs: the most accurate level below predicted to fit at min_fps, in one step
+            for i in range(level + 1, len(self._ladder)):
+                predicted = self._predict(self._ladder[i], power, fps)
+                if predicted is None:
+                    break
+                target = i
+                if predicted <= TARGET * self.budgets.power_w:
+                    figures = {**figures, "predicted_w": round(predicted, 3)}
+                    break
+        return self._go_to(self._ladder[target], why, self._step_figures(figures, self._ladder[target]), obs.now)
+
+    def _predict(self, target: Level, power: float, fps: float) -> float | None:
+        """Power at min_fps on `target`, from the power now and the costs' ratio (None: costs not measured)."""
+        here, there = self._variants[self.knobs.variant], self._variants[target.variant]
+        if "rank" in (here.cost_source, there.cost_source) or here.cost <= 0 or fps <= 0:
+            return None
+        per_frame = max(0.0, power - self.baseline_w) / fps
+        return self.baseline_w + per_frame * self.budgets.min_fps * there.cost / here.cost
+
+    def _step_figures(self, figures: dict, target: Level) -> dict:
+        here, there = self._variants[self.knobs.variant], self._variants[target.variant]
+        return {**figures, "costs": self.cost_source,
+                "from": {"variant": here.name, "threads": self.knobs.threads, "cost": round(here.cost, 3), "fidelity": here.fidelity},
+                "to": {"variant": there.name, "threads": target.threads, "cost": round(there.cost, 3), "fidelity": there.fidelity}}
 
     def _go_to(self, target: Level, why: str, figures: dict, now: float) -> list[Action]:
         actions = []
@@ -315,15 +404,20 @@ class Controller:
         b = self.budgets
         figures = self._figures(obs, power, fps)
         level = self.level
-        if level > 0:
+        below = self.knobs.rate_limit is not None and self.knobs.rate_limit < b.min_fps * 0.999
+        if level > 0 and not (below and not self.knobs.paused):  # the rate below min_fps comes back first
             target = self._ladder[level - 1] if not self.knobs.paused else self._ladder[-1]
-            if self._may_restore(target, power, obs.now):
+            fits, predicted = self._may_restore(target, power, fps, obs.now)
+            if fits and obs.now - (self._headroom_since or obs.now) < self.period_s:
+                return []  # headroom, but not yet for long: hold (raising the rate would use it up)
+            if fits:
                 self._stepped_up_at[target] = obs.now
-                why = self._headroom_reason(target, power)
+                why = self._headroom_reason(target, power, predicted)
                 if self.knobs.paused:
-                    actions = [self._set("paused", False, why, figures, obs.now)]
-                else:
-                    actions = self._go_to(target, why, figures, obs.now)
+                    resume = min(b.min_fps, self._paused_rate or b.min_fps)
+                    return [self._set("paused", False, why, figures, obs.now),
+                            self._set("rate_limit", resume, why + " (resume from the rate before the pause)", figures, obs.now)]
+                actions = self._go_to(target, why, self._step_figures(figures, target), obs.now)
                 if self.knobs.rate_limit is None or self.knobs.rate_limit > b.min_fps:
                     actions.append(self._set("rate_limit", b.min_fps, why + " (restart from min_fps)", figures, obs.now))
                 return actions
@@ -331,35 +425,53 @@ class Controller:
             return []
         limit = self.knobs.rate_limit
         reached = fps if fps is not None else limit
-        if reached < 0.85 * limit:
-            return [self._set("rate_limit", None, f"rate limit {limit:g} fps no longer binding (reached {reached:.1f} fps)", figures, obs.now)]
+        reached_moving = reached  # the rate while there is motion to look at
+        active = self.last_means.get("active")
+        if active is not None:
+            if active < ACTIVE_ENOUGH:
+                # Little moved: the gate held the rate down, not the limit. Keep the limit for
+                # when motion returns; nothing here says it would fit without it.
+                return []
+            reached_moving = reached / active
+        if reached_moving < 0.85 * limit:
+            return [self._set("rate_limit", None, f"rate limit {limit:g} fps no longer binding (reached {reached_moving:.1f} fps)", figures, obs.now)]
         if b.power_w is not None and power is not None and power > self.baseline_w:
             wanted = reached * (TARGET * b.power_w - self.baseline_w) / (power - self.baseline_w)
         else:
             wanted = reached / THERMAL_CUT
-        wanted = min(wanted, reached * RAISE_MAX)
+        wanted = min(wanted, reached_moving * RAISE_MAX)
+        if below:
+            wanted = min(wanted, b.min_fps)  # back to min_fps, then the ladder decides
         if wanted <= limit * 1.02:
             return []
         why = f"headroom: power {power:.2f} W of {b.power_w:g} W" if b.power_w is not None and power is not None else "headroom: temperature back under budget"
         return [self._set("rate_limit", _round_fps(wanted), why, figures, obs.now)]
 
-    def _may_restore(self, target: Level | None, power: float | None, now: float) -> bool:
+    def _may_restore(self, target: Level, power: float | None, fps: float | None, now: float) -> tuple[bool, float | None]:
+        """Whether `target` fits at min_fps, and its predicted power when that is what says so."""
         not_before, _ = self._retry.get(target, (-math.inf, 0.0))
         if now < not_before:
-            return False
+            return False, None
         b = self.budgets
         if b.power_w is None:
-            return True  # temperature alone: cool enough was already checked
+            return True, None  # temperature alone: cool enough was already checked
         floor = self._floor_power.get(target)
         if floor is not None:
-            return floor <= RESTORE_AT * b.power_w
-        # Never measured there (or remembered stale): try it only with the rate at its maximum and room to spare.
-        return self.knobs.rate_limit is None and power is not None and power <= RESTORE_AT * b.power_w
+            return floor <= RESTORE_AT * b.power_w, None
+        if power is not None and fps and not self.knobs.paused:
+            predicted = self._predict(target, power, fps)
+            if predicted is not None:
+                return predicted <= RESTORE_AT * b.power_w, predicted
+        # Never measured there, costs unknown: try it only with the rate at its maximum and room to spare.
+        return self.knobs.rate_limit is None and power is not None and power <= RESTORE_AT * b.power_w, None
 
-    def _headroom_reason(self, target: Level, power: float | None) -> str:
+    def _headroom_reason(self, target: Level, power: float | None, predicted: float | None = None) -> str:
         floor = self._floor_power.get(target)
         if self.budgets.power_w is not None and floor is not None:
             return f"headroom: {target.variant} with {target.threads} thread(s) drew {floor:.2f} W at min_fps, budget now {self.budgets.power_w:g} W"
+        if self.budgets.power_w is not None and predicted is not None:
+            return (f"headroom: {target.variant} with {target.threads} thread(s) predicted at {predicted:.2f} W at min_fps "
+                    f"({self.cost_source} costs), budget {self.budgets.power_w:g} W")
         return f"headroom: power {power if power is not None else float('nan'):.2f} W, temperature under budget"
 
     # -- memory ---------------------------------------------------------------------------------
@@ -380,7 +492,8 @@ class Controller:
             self.state["memory"] = "hard-limit"
             if not self._hard_fired:
                 self._hard_fired = True
-                actions.append(Action("hard_limit", True, False, f"RSS {rss:.0f} MB over the hard memory budget {b.memory_hard_mb:g} MB: exiting for a clean restart", figures))
+                actions.append(Action("hard_limit", True, False,
+                                      f"RSS {rss:.0f} MB over the hard memory budget {b.memory_hard_mb:g} MB: exiting for a clean restart", figures))
             return actions
         if b.memory_mb is None or rss <= b.memory_mb:
             self.state["memory"] = "ok" if b.memory_mb is not None else "no budget"
@@ -428,6 +541,9 @@ class Controller:
         return {
             "level": self.level,
             "levels": len(self._ladder),
+            "steps": [{"variant": lv.variant, "threads": lv.threads, "cost": round(self._variants[lv.variant].cost, 3),
+                       "fidelity": self._variants[lv.variant].fidelity} for lv in self._ladder],
+            "costs": self.cost_source,  # board: measured here; bundle: the converter's figures; rank: guessed
             "state": dict(self.state),
             "baseline_w": round(self.baseline_w, 3),
             "baseline_floor_w": self._baseline_floor,

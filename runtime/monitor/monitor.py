@@ -34,7 +34,7 @@ from ..health import PipelineHealth
 from .readings import BoardSensors, Readings
 from .controller import Action, Controller, Knobs, Observation
 from .sensors.power import PowerSource
-from .variants import VariantInfo, pick_variant
+from .variants import VariantInfo, pick_variant, variant_infos
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,14 @@ class MemoryHardLimit(SystemExit):
         self.reason = reason
 
 
-def choose_variant(bundle: Any, budgets: Budgets, preferred: str | None = None) -> tuple[str, str]:
-    """The variant to load from a `runtime.bundle.Bundle` under the memory budget, and why."""
-    infos = [VariantInfo.from_variant(v, (bundle.input.width, bundle.input.height)) for v in bundle.variants]
-    return pick_variant(infos, preferred or bundle.default_variant, budgets.memory_mb)
+def choose_variant(bundle: Any, budgets: Budgets, preferred: str | None = None, board: Any = None) -> tuple[str, str]:
+    """The variant to load from a `runtime.bundle.Bundle` under the memory budget, and why:
+    `preferred` (the config's) if it fits; else, with the ladder on, the most accurate that fits
+    (the top of the ladder); with it off, the bundle's default. `board`: this board's BoardCosts."""
+    infos = variant_infos(bundle.variants, (bundle.input.width, bundle.input.height), board)
+    if preferred is None and not budgets.ladder:
+        preferred = bundle.default_variant
+    return pick_variant(infos, preferred, budgets.memory_mb)
 
 
 class ResourceMonitor:
@@ -71,6 +75,7 @@ class ResourceMonitor:
         sensors_root: str | Path = "/",
         *,
         variants: Iterable[Any] | None = None,
+        board_costs: Any = None,
         max_threads: int | None = None,
         on_hard_limit: Callable[[str], None] | None = None,
         power: PowerSource | None = None,
@@ -78,8 +83,9 @@ class ResourceMonitor:
         clock: Callable[[], float] = time.monotonic,
         pid: int | None = None,
     ):
-        """`variants`: runtime.bundle.Variant (or VariantInfo) of the bundle serving; `max_threads`:
-        the most threads the controller may restore (default: the threads running now); `power`
+        """`variants`: runtime.bundle.Variant (or VariantInfo) of the bundle serving; `board_costs`:
+        what they cost on this board (board_costs.BoardCosts), when measured; `max_threads`: the
+        most threads the controller may restore (default: the threads running now); `power`
         overrides the power source (a simulated plant in tests); `vcgencmd` the command's path."""
         self.budgets = budgets
         self._actuator = actuator
@@ -92,8 +98,9 @@ class ResourceMonitor:
         self._lock = threading.Lock()
         self.sensors = self._make_sensors(sensors_root, budgets)
         health = self._health()
-        infos = _infos(variants or ())
+        self._variants = list(variants or ())
         threads = health.model.threads if health else max_threads or 1
+        infos = _infos(self._variants, board_costs, threads)
         variant = health.model.variant if health else (infos[0].name if infos else "default")
         self.controller = Controller(
             budgets, infos, Knobs(rate_limit=None, threads=threads, variant=variant), max_threads or threads,
@@ -119,14 +126,15 @@ class ResourceMonitor:
     def _health(self) -> PipelineHealth | None:
         try:
             return self._actuator.health()
-        except Exception as exc:  # a monitor that dies with the pipeline cannot report why it died
+        except Exception as exc:  # noqa: BLE001 - a monitor that dies with the pipeline cannot report why it died
             log.warning("pipeline health unavailable: %s", exc)
             return None
 
-    def reload(self, budgets: Budgets, variants: Iterable[Any] | None = None, *, same_bundle: bool = False) -> None:
+    def reload(self, budgets: Budgets, variants: Iterable[Any] | None = None, *, same_bundle: bool = False,
+               board_costs: Any = None) -> None:
         """SIGHUP: new budgets and, when given, the variants of a new bundle (call it once the new
-        model serves). A new power scope or board profile means a new power source. What the
-        controller learned (baseline power, each level's draw) is kept: it is physics."""
+        model serves), with this board's figures for them (`board_costs`) when measured. A new
+        power scope or board profile means a new power source. What the controller learned (baseline power, each level's draw) is kept: it is physics."""
         with self._lock:
             old = self.budgets
             if (budgets.power_scope, budgets.board, budgets.power_window_s) != (old.power_scope, old.board, old.power_window_s):
@@ -135,10 +143,46 @@ class ResourceMonitor:
             self.controller.set_budgets(budgets)
             if variants is not None:
                 health = self._health()
-                self.controller.set_variants(_infos(variants), health.model.variant if health else None,
+                self._variants = list(variants)
+                self.controller.set_variants(_infos(self._variants, board_costs, health.model.threads if health else 1),
+                                             health.model.variant if health else None,
                                              health.model.threads if health else None, same_bundle=same_bundle)
+            self._restate_controller()
             self._emit("budget.reload", "budgets reloaded", {"budgets": budgets.as_dict(),
                                                              "ladder": self.controller.ladder_names()})
+
+    def set_board_costs(self, board_costs: Any) -> None:
+        """This board's own figures, measured after start: the ladder is ordered by them from now on."""
+        with self._lock:
+            before = self.controller.cost_source
+            infos = _infos(self._variants, board_costs, self.controller.knobs.threads)
+            self.controller.set_costs(infos)
+            self._restate_controller()
+            if self.controller.cost_source == before:
+                return
+            order = [f"{v.name} {v.cost:.1f}" for v in sorted(infos, key=lambda v: v.cost)]
+            what = "this board's own measurements" if self.controller.cost_source == "board" else "the bundle's figures"
+            self._emit("budget.costs", f"the ladder is now ordered by {what} (ms per invoke): {', '.join(order)}",
+                       {"costs": self.controller.cost_source, "ladder": self.controller.ladder_names(),
+                        "variants": {v.name: {"cost": v.cost, "fidelity": v.fidelity, "peak_rss_mb": v.peak_rss_mb} for v in infos}})
+
+    def use_threads(self, threads: int, why: str) -> None:
+        """The thread count measured to serve best on this board: the pipeline runs at it, and the
+        controller restores no more than it."""
+        with self._lock:
+            previous = self.controller.knobs.threads
+            self.controller.set_max_threads(threads)
+            now = self.controller.knobs.threads
+            if previous != now:
+                self._apply(Action("threads", now, previous, why))
+            self._restate_controller()
+
+    def _restate_controller(self) -> None:
+        """The status says at once what a change between ticks made of the controller (its
+        ladder, where its costs come from, its knobs), not a tick later. Call holding the lock."""
+        if "controller" not in self._status:
+            return  # no tick yet: the first one says it all
+        self._status = {**self._status, "controller": self.controller.status(), "knobs": _knobs(self.controller.knobs)}
 
     def tick(self) -> None:
         with self._lock:
@@ -163,6 +207,7 @@ class ResourceMonitor:
             under_voltage=bool(readings.throttling and readings.throttling.under_voltage),
             fps=health.fps if health else None,
             rss_mb=health.rss_mb if health and health.rss_mb is not None else readings.process.rss_mb,
+            active=health.motion.active if health and health.motion and health.motion.enabled else None,
         )
         hard: str | None = None
         for action in self.controller.step(obs):
@@ -187,7 +232,7 @@ class ResourceMonitor:
         if action.knob in apply:
             try:
                 apply[action.knob]()
-            except Exception as exc:  # the pipeline refused (a variant that would not load): keep running as we were
+            except Exception as exc:  # noqa: BLE001 - the pipeline refused (a variant that would not load): keep running as we were
                 self.controller.refused(action, str(exc))
                 self._emit(f"budget.{action.knob}.failed", f"{action.knob} -> {action.value} failed: {exc}; keeping {action.previous}", detail)
                 return
@@ -200,7 +245,7 @@ class ResourceMonitor:
         log.info("%s: %s", kind, message)
         try:
             self._sink(kind, message, detail)
-        except Exception as exc:  # a full disk must not stop the budget from being held
+        except Exception as exc:  # noqa: BLE001 - a full disk must not stop the budget from being held
             log.warning("could not record %s: %s", kind, exc)
 
     def _build_status(self, readings: Readings, health: PipelineHealth | None, obs: Observation) -> dict[str, Any]:
@@ -208,14 +253,16 @@ class ResourceMonitor:
         knobs = self.controller.knobs
         ctl = self.controller.status()
         data = readings.as_dict()
-        data["power"].update(budget_w=b.power_w, scope=b.power_scope, control_mean_w=_round(self.controller.last_means["power_w"]), state=ctl["state"].get("power", "no budget" if b.power_w is None else "measuring"))
+        data["power"].update(budget_w=b.power_w, scope=b.power_scope, control_mean_w=_round(self.controller.last_means["power_w"]),
+                             state=ctl["state"].get("power", "no budget" if b.power_w is None else "measuring"))
         rss_source = "pipeline:health" if health is not None and health.rss_mb is not None else readings.process.source
-        data["memory"].update(rss_mb=_round(obs.rss_mb, 1), rss_source=rss_source, budget_mb=b.memory_mb, hard_mb=b.memory_hard_mb, state=ctl["state"].get("memory", "no budget"))
+        data["memory"].update(rss_mb=_round(obs.rss_mb, 1), rss_source=rss_source, budget_mb=b.memory_mb, hard_mb=b.memory_hard_mb,
+                              state=ctl["state"].get("memory", "no budget"))
         data["temperature"].update(budget_c=b.temperature_c, state=ctl["state"].get("temperature", "no sensor" if obs.temperature_c is None else "ok"))
         degraded = knobs.paused or ctl["level"] > 0 or knobs.rate_limit is not None
         return {
             "state": "paused" if knobs.paused else "limited" if degraded else "free",
-            "knobs": {"rate_limit": knobs.rate_limit, "threads": knobs.threads, "variant": knobs.variant, "paused": knobs.paused},
+            "knobs": _knobs(knobs),
             "fps": _round(obs.fps, 2),
             **data,
             "controller": ctl,
@@ -224,14 +271,23 @@ class ResourceMonitor:
             "budgets": b.as_dict(),
             "board": self.sensors.model,
             "monitor_cpu_ms_per_tick": _round(1000 * self.tick_cpu_s / self.ticks, 3) if self.ticks else None,
+            "ticks": self.ticks,
         }
 
     def status(self) -> dict[str, Any]:
         return self._status
 
 
-def _infos(variants: Iterable[Any]) -> list[VariantInfo]:
-    return [v if isinstance(v, VariantInfo) else VariantInfo.from_variant(v) for v in variants]
+def _infos(variants: list[Any], board: Any = None, threads: int = 1) -> list[VariantInfo]:
+    """The controller's view of a bundle's variants (bundle.Variant, or VariantInfo as they are),
+    with this board's measured costs when it has them for every variant."""
+    if all(isinstance(v, VariantInfo) for v in variants):
+        return list(variants)
+    return variant_infos(variants, None, board, threads)
+
+
+def _knobs(knobs: Any) -> dict[str, Any]:
+    return {"rate_limit": knobs.rate_limit, "threads": knobs.threads, "variant": knobs.variant, "paused": knobs.paused}
 
 
 def _message(action: Action) -> str:

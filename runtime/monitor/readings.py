@@ -77,7 +77,8 @@ class Readings:
             "cpufreq": [{"policy": p.name, "cur_mhz": p.cur_mhz, "max_mhz": p.max_mhz, "limit_mhz": p.limit_mhz} for p in self.policies],
             "throttling": None
             if self.throttling is None
-            else {"raw": hex(self.throttling.raw), "now": list(self.throttling.now), "since_boot": list(self.throttling.since_boot), "source": self.throttling.source},
+            else {"raw": hex(self.throttling.raw), "now": list(self.throttling.now), "since_boot": list(self.throttling.since_boot),
+                  "source": self.throttling.source},
         }
 
 

@@ -19,14 +19,18 @@ from ..sources import Frame
 log = logging.getLogger(__name__)
 
 
-def load_and_test(model: ModelConfig, *, variant: str | None = None, threads: int | None = None, frame: Frame | None = None) -> Detector:
-    """`variant`/`threads` override the config's. Raises
-    BundleError/ModelError/DecoderError (one line) when the model cannot serve."""
+def load_and_test(model: ModelConfig, *, variant: str | None = None, threads: int | None = None, frame: Frame | None = None,
+                  low_score: float | None = None) -> Detector:
+    """`variant`/`threads` override the config's. With `low_score` (the tracker's) and no
+    `score_threshold` in the config, the decoder keeps detections down to that score: the tracker
+    continues events on them. Raises BundleError/ModelError/DecoderError (one line) when the model
+    cannot serve."""
     # Resolved once, here: through a `current` link the detector then reads one bundle (not the
     # manifest of one and the model of the next), and status.json names what was really loaded.
     det = Detector.create_from_options(DetectorOptions(
         model=Path(model.path).resolve(), variant=variant or model.variant, threads=threads or model.threads,
-        score_threshold=model.score_threshold, labels=model.labels, iou=model.iou))
+        score_threshold=model.score_threshold if model.score_threshold is not None else low_score,
+        labels=model.labels, iou=model.iou))
     for warning in det.warnings:  # it may serve, but nobody should trust its silence
         log.warning("%s", warning)
     if frame is not None:

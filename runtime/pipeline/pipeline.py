@@ -2,8 +2,9 @@
 events. It is also the resource monitor's actuator (docs/DESIGN.md, "Resource monitor"), and
 reports on itself through one typed snapshot, `health()` (runtime/health.py).
 
-A prepare thread takes the newest frame and preprocesses it while the model is still invoking
-on the previous one; the inference thread takes that prepared input, invokes, decodes and turns
+A prepare thread takes the newest frame, shows it to the motion gate (gating.py: the model sees
+frames with motion, a few while tracks are alive, and a keep-alive otherwise) and preprocesses
+the ones that pass while the model is still invoking on the previous one; the inference thread takes that prepared input, invokes, decodes and turns
 the result into events. The prepare thread stays at most one frame ahead, so at most one
 inference is in flight, one is prepared, and a slow model drops frames (counted) instead of
 queueing them. Each result is timed against its frame's capture time. Nothing may end these
@@ -17,7 +18,7 @@ import gc
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import psutil
@@ -29,13 +30,17 @@ from ..config import CameraConfig, Config
 from ..errors import one_line
 from ..events.model import Event
 from ..health import FrameCounts, ModelHealth, PipelineHealth, SourceHealth
+from ..motion.gate import UNGATED, Decision
+from ..motion.regions import detect_in
 from ..preprocess import Transform
 from ..sources import Frame, source_factory
 from ..sources.capture import Capture
 from ..sources.slot import LatestSlot
-from ..tracker import IoUTracker, Track, TrackUpdate
+from ..tracking import Track, Tracker, TrackerParams, TrackUpdate
 from . import snapshot
-from .filters import DetectionFilter
+from .filters import DetectionFilter, Zones
+from .gating import FrameGate
+from .live import LiveFeed
 from .loader import load_and_test
 from .stats import PipelineStats
 
@@ -49,37 +54,53 @@ MAX_HELD_FRAMES = 3
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A frame preprocessed for `detector` (the one in service when it was prepared)."""
+    """A frame preprocessed for `detector` (the one in service when it was prepared), or, with
+    `crops`, a frame to run the model on crop by crop (regions around motion)."""
 
     frame: Frame
     detector: Detector
-    tensor: np.ndarray
-    transform: Transform
+    tensor: np.ndarray | None
+    transform: Transform | None
+    crops: list[tuple[int, int, int, int]] | None = None
 
 
 @dataclass
 class _Media:
-    """Per open event: the best frame not yet written as a snapshot, and when it was last written."""
+    """Per open event: the best frame not yet written as a snapshot, when it was last written,
+    whether its row has news (path, zones, stationary) to write, and the zones it entered."""
 
     best: Frame | None = None
     box: np.ndarray | None = None
     score: float = 0.0
     written: float = float("-inf")
+    dirty: bool = False
+    zones: list[str] = field(default_factory=list)  # entered, in order
+    inside: tuple[str, ...] = ()  # the zones it was in when last seen
+
+
+def tracker_params(config: Config) -> TrackerParams:
+    t = config.tracker
+    return TrackerParams(iou=t.iou, min_hits=t.min_hits, max_missed_s=t.max_missed_s, min_score=config.detect.min_score,
+                         low_score=config.low_score, stationary_after_s=t.stationary_after_s,
+                         stationary_max_missed_s=t.stationary_max_missed_s, trajectory_interval_s=t.trajectory_interval_s)
 
 
 class Pipeline:
     def __init__(self, config: Config, detector: Detector, events):
         """`events`: an EventLog (upsert, record_system, stats); capture losses and recoveries go
-        to its record_system too."""
+        to its record_system too. Raises SchemaError for a motion mask that cannot be used."""
         self.config = config
+        self.gate = FrameGate(config.motion, config.origin)
         self.events = events
         self.slot: LatestSlot[Frame] = LatestSlot()
         self._prepared: LatestSlot[_Prepared] = LatestSlot()
         self._buffers: tuple[Detector, list[np.ndarray]] | None = None  # two input tensors, used in turn
         self.stats = PipelineStats()
-        self.tracker = IoUTracker(config.tracker.iou, config.tracker.min_hits, config.tracker.max_missed_s)
+        self.live = LiveFeed()  # filled only while someone watches (the web page's live view)
+        self.tracker = Tracker(tracker_params(config))
         self.detector = detector
-        self.filter = DetectionFilter(config.detect, detector.labels)
+        self.filter = DetectionFilter(config.detect, detector.labels, config.low_score)
+        self.zones = Zones(config.detect)
         self.capture = self._make_capture(config.camera)
         self._beats = {"prepare": time.monotonic(), "inference": time.monotonic()}
         self.first_inference = threading.Event()
@@ -90,6 +111,7 @@ class Pipeline:
         self._pending_lock = threading.Lock()
         self._pending_config: Config | None = None
         self._pending_detector: Detector | None = None
+        self._pending_gate: FrameGate | None = None
         self._adopted = threading.Condition(self._pending_lock)  # notified when the pending ones are in service
         self._last_frame: Frame | None = None
         self._last_error_log = float("-inf")
@@ -111,8 +133,10 @@ class Pipeline:
         for thread in self._threads:
             thread.start()
 
-    def stop(self, timeout: float = 3.0) -> None:
-        """Stop capture, let the current inference finish, end every open event, all within `timeout`."""
+    def stop(self, timeout: float = 3.0) -> bool:
+        """Stop capture, let the current inference finish, end every open event, all within `timeout`.
+        False when an inference was still running at the end: the process must then not tear down
+        the interpreter under it (see `edgewatch run`)."""
         deadline = time.monotonic() + timeout
         self.capture.stop(timeout=min(timeout / 2, 2.0))
         self._stop.set()
@@ -121,7 +145,12 @@ class Pipeline:
         if any(t.is_alive() for t in self._threads):
             # The inference thread still owns the tracker: ending events here would race it.
             log.warning("inference still busy after %.1f s; open events end unrecorded", timeout)
-            return
+            return False
+        self.close_events()
+        return True
+
+    def close_events(self) -> None:
+        """End every open event now: at shutdown, and at the end of a replay (`process`)."""
         self._dispatch(self.tracker.close_all(), None)
 
     @property
@@ -158,12 +187,43 @@ class Pipeline:
                 frame = self.slot.take(0.25)
                 if frame is None:
                     continue
+                item = self._admit(frame)
+                if item is None:  # gated out (only a frame that reaches the model counts against the rate)
+                    continue
                 next_due = time.monotonic() + 1.0 / rate if rate else 0.0
-                self._prepare(frame)
+                self._prepared.put(item)
             except Exception as exc:  # noqa: BLE001 - the loop must outlive anything one frame does
                 self._failed(f"pipeline error: {one_line(exc)}", exc_info=True)
 
-    def _prepare(self, frame: Frame) -> None:
+    def _admit(self, frame: Frame) -> _Prepared | None:
+        """The motion gate's verdict on `frame`: None when the model is not to see it, else the
+        frame prepared for the model (whole, or as crops around motion)."""
+        gate = self.gate
+        try:
+            decision, motion = gate.decide(frame, len(self.tracker.tracks))
+        except Exception as exc:  # noqa: BLE001 - a frame the motion stage failed on still reaches the model
+            self._failed(f"motion failed on frame {frame.seq}: {one_line(exc)}")
+            decision, motion = Decision(True, UNGATED), None
+        if not decision.infer:
+            return None
+        crops = gate.crops(frame, motion, [t.box for t in self.tracker.tracks], self.detector.model.input_size)
+        if crops is not None:
+            return _Prepared(frame, self.detector, None, None, crops)
+        return self._prepare(frame)
+
+    def process(self, frame: Frame) -> bool:
+        """One frame through the gate, the model, the tracker and the event log, on the caller's
+        thread, timed by the frame's own capture time: for replaying a recording at its own pace
+        (tests, tools). Never while the pipeline's threads run. True when the model saw the frame."""
+        item = self._admit(frame)
+        if item is None:
+            self._dispatch(self.tracker.expire(frame.monotonic), None)
+            return False
+        self._infer(item)
+        self._write_pending(frame.monotonic)
+        return True
+
+    def _prepare(self, frame: Frame) -> _Prepared | None:
         detector = self.detector
         if self._buffers is None or self._buffers[0] is not detector:
             shape, dtype = detector.model.input.shape, detector.model.input.dtype
@@ -174,8 +234,8 @@ class Pipeline:
             tensor, transform = detector.preprocessor(frame.image, out=buffers[0])
         except Exception as exc:  # noqa: BLE001 - one bad frame is survived
             self._failed(f"preprocessing failed on frame {frame.seq}: {one_line(exc)}")
-            return
-        self._prepared.put(_Prepared(frame, detector, tensor, transform))
+            return None
+        return _Prepared(frame, detector, tensor, transform)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -202,20 +262,28 @@ class Pipeline:
     def _infer(self, item: _Prepared) -> None:
         detector, frame = self.detector, item.frame
         try:
-            if item.detector is detector:
-                tensor, transform = item.tensor, item.transform
-            else:  # prepared for the model just replaced
-                tensor, transform = detector.preprocessor(frame.image)
-            det = transform.to_source(detector.infer(tensor))
+            if item.crops is not None:
+                det, invoke_ms = detect_in(detector, frame.image, item.crops)
+            else:
+                if item.detector is detector:
+                    tensor, transform = item.tensor, item.transform
+                else:  # prepared for the model just replaced
+                    tensor, transform = detector.preprocessor(frame.image)
+                det = transform.to_source(detector.infer(tensor))
+                invoke_ms = detector.timings.invoke_ms
         except Exception as exc:  # noqa: BLE001 - one bad frame (or a failing model) is survived
             self._failed(f"inference failed on frame {frame.seq}: {one_line(exc)}")
             return
         done = time.monotonic()
-        self.stats.inference(done, done - frame.monotonic, detector.timings.invoke_ms)
+        self.stats.inference(done, done - frame.monotonic, invoke_ms)
         self._last_frame = frame
         self.first_inference.set()
         h, w = frame.image.shape[:2]
-        self._dispatch(self.tracker.update(self.filter(det, w, h), frame.monotonic, frame.wall), frame)
+        kept = self.filter(det, w, h)
+        updates = self.tracker.update(kept, frame.monotonic, frame.wall, (w, h))
+        self._dispatch(updates, frame)
+        self._note_sightings(frame, w, h)
+        self.live.publish(frame, kept, self.tracker.tracks, detector.labels)
 
     # -- what the pipeline reports ------------------------------------------------------------------
 
@@ -225,6 +293,7 @@ class Pipeline:
         det, capture, stats = self.detector, self.capture, self.stats
         last = stats.last_inference()
         p50, p95 = stats.ages_ms()
+        invoke_hist, age_hist = stats.histograms()
         return PipelineHealth(
             model=model_health(det),
             source=SourceHealth(name=self.config.camera.label, state=capture.state, description=capture.describe,
@@ -234,6 +303,8 @@ class Pipeline:
             fps=round(stats.fps(now), 2),
             invoke_ms=round(stats.invoke_ms, 2),
             frame_age_ms=(p50, p95),
+            invoke_seconds=invoke_hist,
+            frame_age_seconds=age_hist,
             cpu_percent=round(self.cpu_percent(), 1),
             rss_mb=round(self._proc.memory_info().rss / 2**20, 1),
             open_events=self.tracker.open_events,
@@ -243,17 +314,32 @@ class Pipeline:
             alive=self.alive,
             heartbeat=self.heartbeat,
             since_inference_s=None if last is None else now - last,
-            finished=capture.ended and self.slot.peek() is None,
+            # paused, a frame left in the slot is never processed: the source's end is the end
+            finished=capture.ended and (self.slot.peek() is None or self.paused),
             last_error=stats.last_error,
+            motion=self.gate.health(),
         )
 
     # -- events ---------------------------------------------------------------------------------
 
-    def _event(self, t: Track, end: float | None) -> Event:
+    def _event(self, t: Track, media: _Media, end: float | None) -> Event:
         det = self.detector
         return Event(id=t.id, label=label_for(det.labels, t.class_id), class_id=t.class_id, score=t.best_score,
                      start=t.first_seen, end=end, box=tuple(float(v) for v in t.best_box),
-                     source=self.config.camera.label, model=f"{det.bundle.name}:{det.variant.name}")
+                     source=self.config.camera.label, model=f"{det.bundle.name}:{det.variant.name}", last_seen=t.last_seen,
+                     trajectory=t.trajectory.points(t.first_seen), zones=tuple(media.zones), stationary=t.stationary)
+
+    def _note_sightings(self, frame: Frame, w: int, h: int) -> None:
+        """The open events seen in this frame have news for their rows: a longer path, maybe a zone."""
+        for t in self.tracker.tracks:
+            if not t.started or t.last_seen_mono != frame.monotonic:
+                continue
+            media = self._media.setdefault(t.id, _Media())
+            media.dirty = True
+            if self.zones:
+                inside = tuple(self.zones.containing(t.box, w, h))
+                media.zones += [z for z in inside if z not in media.inside]
+                media.inside = inside
 
     def _write(self, t: Track, media: _Media, end: float | None) -> None:
         jpeg = None
@@ -265,8 +351,9 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - an event without a snapshot beats no event
                 self._failed(f"snapshot of event {t.id} failed: {one_line(exc)}")
             media.best = None  # written: let the frame go
-        self.events.upsert(self._event(t, end), jpeg)
+        self.events.upsert(self._event(t, media, end), jpeg)
         media.written = time.monotonic()
+        media.dirty = False
 
     def _dispatch(self, updates: list[TrackUpdate], frame: Frame | None) -> None:
         for u in updates:
@@ -275,22 +362,30 @@ class Pipeline:
             if frame is not None and (u.kind == "start" or t.improved):
                 media.best, media.box, media.score = frame, t.box, t.score
             if u.kind == "start":
+                if frame is not None and self.zones:
+                    h, w = frame.image.shape[:2]
+                    media.inside = tuple(self.zones.containing(t.box, w, h))
+                    media.zones = list(media.inside)
                 self._write(t, media, None)
             elif u.kind == "end":
                 self._write(t, media, t.last_seen)
                 del self._media[t.id]
-            # "update": written by _write_pending, at most every update_interval_s
+            else:  # written by _write_pending, at most every update_interval_s
+                media.dirty = True
 
     def _write_pending(self, now: float) -> None:
         interval = self.config.events.update_interval_s
         pending = []
         for t in self.tracker.tracks:
             media = self._media.get(t.id)
-            if media is not None and media.best is not None:
-                if now - media.written >= interval:
-                    self._write(t, media, None)
-                else:
-                    pending.append((media.best.seq, t, media))
+            if media is None or not t.started:
+                continue
+            if now - media.written >= interval:
+                # also without a better snapshot: the row's last sight stays current, so that a crash
+                # leaves an event that ends about when its object was last seen
+                self._write(t, media, None)
+            elif media.best is not None:
+                pending.append((media.best.seq, t, media))
         pending.sort(key=lambda p: p[0])
         while len({seq for seq, _, _ in pending}) > MAX_HELD_FRAMES:
             oldest = pending[0][0]
@@ -303,13 +398,15 @@ class Pipeline:
     def reconfigure(self, config: Config, detector: Detector, timeout: float = 10.0) -> bool:
         """Adopt a reloaded config and its already tested detector. A new camera config restarts
         capture now; the rest is applied by the inference thread between two frames. Returns once
-        they are in service (True), or False after `timeout` with them still pending."""
+        they are in service (True), or False after `timeout` with them still pending. A new
+        `[motion]` is built here first: a bad mask raises SchemaError and nothing changes."""
+        gate = FrameGate(config.motion, config.origin) if config.motion != self.config.motion else None
         if config.camera != self.config.camera:
             self.capture.stop()
             self.capture = self._make_capture(config.camera)
             self.capture.start()
         with self._pending_lock:
-            self._pending_config, self._pending_detector = config, detector
+            self._pending_config, self._pending_detector, self._pending_gate = config, detector, gate
             return self._adopted.wait_for(lambda: self._pending_config is None and self._pending_detector is None, timeout)
 
     def _apply_pending(self) -> None:
@@ -321,9 +418,12 @@ class Pipeline:
                 self._dispatch(self.tracker.close_all(), None)
             self.config = config
             self.detector = detector
-            self.filter = DetectionFilter(config.detect, detector.labels)
-            self.tracker.configure(config.tracker.iou, config.tracker.min_hits, config.tracker.max_missed_s)
-            self._pending_config = self._pending_detector = None
+            self.filter = DetectionFilter(config.detect, detector.labels, config.low_score)
+            self.zones = Zones(config.detect)
+            self.tracker.configure(tracker_params(config))
+            if self._pending_gate is not None:
+                self.gate = self._pending_gate  # the prepare thread takes it up at its next frame
+            self._pending_config = self._pending_detector = self._pending_gate = None
             self._adopted.notify_all()
 
     def test_frame(self) -> Frame | None:
@@ -346,7 +446,8 @@ class Pipeline:
         # rollout switched `current`, only a SIGHUP reload may bring the new bundle in.
         det = self.detector
         model = replace(self.config.model, path=det.options.model)
-        self._swap(det, load_and_test(model, variant=variant, threads=threads, frame=self.test_frame()))
+        self._swap(det, load_and_test(model, variant=variant, threads=threads, frame=self.test_frame(),
+                                      low_score=self.config.low_score))
 
     def set_threads(self, n: int) -> None:
         """Reload the current variant with `n` threads; tested before it replaces the old one."""

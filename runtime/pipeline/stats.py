@@ -10,6 +10,9 @@ from collections import deque
 
 import numpy as np
 
+from ..health import HistogramSnapshot
+from .histogram import FRAME_AGE_BOUNDS_S, INVOKE_BOUNDS_S, Histogram
+
 WINDOW = 256  # inferences kept for the rate and age figures
 
 
@@ -23,13 +26,21 @@ class PipelineStats:
         self.invoke_total_s = 0.0  # time spent in invoke, all told: pipeline fps x this = model busy share
         self._times: deque[float] = deque(maxlen=WINDOW)
         self._ages: deque[float] = deque(maxlen=WINDOW)
+        # For the daemon's whole life, for /metrics (the windows above are for the recent rate).
+        self._invoke_hist = Histogram(INVOKE_BOUNDS_S)
+        self._age_hist = Histogram(FRAME_AGE_BOUNDS_S)
+        self._first: float | None = None
 
     def inference(self, done_mono: float, age_s: float, invoke_ms: float) -> None:
         with self._lock:
             self.inferred += 1
+            if self._first is None:
+                self._first = done_mono
             self.invoke_total_s += invoke_ms / 1e3
             self._times.append(done_mono)
             self._ages.append(age_s)
+            self._invoke_hist.observe(invoke_ms / 1e3)
+            self._age_hist.observe(age_s)
             # A light smoothing: one slow invoke should not swing the monitor's decisions.
             self.invoke_ms = invoke_ms if self.inferred == 1 else 0.8 * self.invoke_ms + 0.2 * invoke_ms
 
@@ -38,13 +49,19 @@ class PipelineStats:
             self.errors += 1
             self.last_error = message
 
-    def fps(self, now_mono: float, horizon_s: float = 5.0) -> float:
-        """Inferences per second over the recent window (0 when none within `horizon_s`)."""
+    def fps(self, now_mono: float, horizon_s: float = 5.0, sparse_horizon_s: float = 30.0) -> float:
+        """Inferences per second over the last `horizon_s`; over `sparse_horizon_s` when fewer than
+        three fall in the short one (a motion-gated pipeline at its keep-alive rate runs one every
+        few seconds, and that rate is real: the power model needs it, not a zero)."""
         with self._lock:
-            times = [t for t in self._times if now_mono - t <= horizon_s]
-        if len(times) < 2:
+            first = self._first
+            times = [t for t in self._times if now_mono - t <= sparse_horizon_s]
+        if first is None:
             return 0.0
-        return (len(times) - 1) / max(times[-1] - times[0], 1e-9)
+        recent = [t for t in times if now_mono - t <= horizon_s]
+        count, horizon = (len(recent), horizon_s) if len(recent) >= 3 else (len(times), sparse_horizon_s)
+        # since the first inference, when that is shorter (no more than a second's credit)
+        return count / min(horizon, max(now_mono - first, 1.0))
 
     def ages_ms(self) -> tuple[float, float]:
         """Frame age at detection over the recent window: (p50, p95) in ms."""
@@ -53,6 +70,11 @@ class PipelineStats:
         if not len(ages):
             return 0.0, 0.0
         return round(float(np.percentile(ages, 50)), 1), round(float(np.percentile(ages, 95)), 1)
+
+    def histograms(self) -> tuple[HistogramSnapshot, HistogramSnapshot]:
+        """Invoke time and frame age (s), cumulative since start."""
+        with self._lock:
+            return self._invoke_hist.snapshot(), self._age_hist.snapshot()
 
     def last_inference(self) -> float | None:
         with self._lock:

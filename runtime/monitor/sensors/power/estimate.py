@@ -7,7 +7,8 @@ built on them says `estimate:`.
 Two scopes:
 - `board`: the whole board, from the utilisation of all CPUs (/proc/stat). Right on a board that
   runs edgewatch and little else.
-- `process`: this process's own draw above idle, from its own CPU time deltas / cores. Right on a shared machine, where other work must not count against our budget.
+- `process`: this process's own draw above idle, from its own CPU time deltas / cores. Right on a
+  shared machine, where other work must not count against our budget.
 """
 
 from __future__ import annotations
