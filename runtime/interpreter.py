@@ -193,6 +193,36 @@ def image_layout(shape: tuple[int, ...]) -> str | None:
     return None
 
 
+def _with_upstream(outputs: list[TensorInfo], interp) -> list[TensorInfo]:
+    """Float outputs fed by DEQUANTIZE (through ops that only move values) keep the quantization of
+    the integer tensor they came from. `interp` must show the model's own ops (no delegate node)."""
+    if interp is None:
+        return outputs
+    try:
+        ops = interp._get_ops_details()  # noqa: SLF001 - the only way to see which op made a tensor
+        tensors = {d["index"]: d for d in interp.get_tensor_details()}
+    except Exception:  # noqa: BLE001 - a private API: without it, no upstream precision is known
+        return outputs
+    producer = {int(o): op for op in ops for o in op["outputs"]}
+    by_name = {d["name"]: i for i, d in tensors.items()}
+
+    def traced(info: TensorInfo) -> TensorInfo:
+        index = by_name.get(info.name, info.index)
+        for _ in range(8):
+            op = producer.get(index)
+            if op is None or not len(op["inputs"]):
+                return info
+            if op["op_name"] == "DEQUANTIZE":
+                q = _tensor_info(tensors[int(op["inputs"][0])]).quantization
+                return replace(info, upstream_quantization=q) if q else info
+            if op["op_name"] not in _MOVES_VALUES:
+                return info
+            index = int(op["inputs"][0])
+        return info
+
+    return [traced(o) if o.quantization is None else o for o in outputs]
+
+
 def _resizable(detail: dict) -> bool:
     """Whether an image input leaves height and width to the caller (shape signature -1)."""
     signature = detail.get("shape_signature")
@@ -249,13 +279,15 @@ class Model:
         except (ValueError, RuntimeError) as exc:
             reason = " ".join(str(exc).split())
             raise ModelError(f"{self.path}: the interpreter refused it ({reason[:300]})") from None
-        del data
         self.xnnpack = "DELEGATE" in self.ops()  # the delegate's node replaces the ops it took
         if not self.xnnpack:
             log.warning("%s: XNNPACK not applied by %s %s; TFLite's own kernels run it (slower; int8 results "
                         "differ from the converter's report by a few output steps)", self.path, self.backend.name, self.backend.version)
         self.inputs = [_tensor_info(d) for d in self._interp.get_input_details()]
-        self.outputs = [self._with_upstream(_tensor_info(d)) for d in self._interp.get_output_details()]
+        self.outputs = [_tensor_info(d) for d in self._interp.get_output_details()]
+        if any(o.quantization is None for o in self.outputs) and self._has_integer_tensors():
+            self.outputs = _with_upstream(self.outputs, self._interp if not self.xnnpack else self._undelegated(data))
+        del data
         if len(self.inputs) != 1:
             raise ModelError(f"{self.path}: expected one image input, the model has {len(self.inputs)}")
         self.input_layout = image_layout(self.input.shape)
@@ -267,29 +299,21 @@ class Model:
         if self.input.dtype not in (np.float32, np.uint8, np.int8):
             raise ModelError(f"{self.path}: input {self.input.name!r} has dtype {self.input.dtype}; expected float32, uint8 or int8")
 
-    def _with_upstream(self, info: TensorInfo) -> TensorInfo:
-        """A float output fed by DEQUANTIZE (through ops that only move values) keeps the quantization
-        of the integer tensor it came from."""
-        if info.quantization is not None:
-            return info
+    def _has_integer_tensors(self) -> bool:
         try:
-            ops = self._interp._get_ops_details()  # noqa: SLF001 - the only way to see which op made a tensor
-            tensors = {d["index"]: d for d in self._interp.get_tensor_details()}
-        except Exception:  # noqa: BLE001 - a private API: without it, no upstream precision is known
-            return info
-        producer = {int(o): op for op in ops for o in op["outputs"]}
-        index = info.index
-        for _ in range(8):
-            op = producer.get(index)
-            if op is None or not len(op["inputs"]):
-                return info
-            if op["op_name"] == "DEQUANTIZE":
-                q = _tensor_info(tensors[int(op["inputs"][0])]).quantization
-                return replace(info, upstream_quantization=q) if q else info
-            if op["op_name"] not in _MOVES_VALUES:
-                return info
-            index = int(op["inputs"][0])
-        return info
+            return any(np.dtype(d["dtype"]) in (np.int8, np.uint8) for d in self._interp.get_tensor_details())
+        except Exception:  # noqa: BLE001 - tensors the backend cannot describe: assume there are
+            return True
+
+    def _undelegated(self, data: bytes):
+        """An interpreter of the same bytes whose ops the delegate has not swallowed (never
+        allocated: it is only read), or None when the backend cannot make one."""
+        try:
+            module = importlib.import_module(self.backend.interpreter_class.__module__)
+            kind = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            return self.backend.interpreter_class(model_content=data, experimental_op_resolver_type=kind)
+        except Exception:  # noqa: BLE001 - without it, no upstream precision is known
+            return None
 
     def _resize(self, detail: dict, size: tuple[int, int]) -> None:
         shape = [int(d) for d in detail["shape"]]

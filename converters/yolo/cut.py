@@ -67,7 +67,10 @@ def split_head(function, head: YoloHead):
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     frozen = convert_variables_to_constants_v2(function)
-    out = frozen.structured_outputs[head.output]
+    outputs = frozen.structured_outputs
+    if not isinstance(outputs, dict):  # freezing may flatten the output dict, in its keys' order (tf.nest)
+        outputs = dict(zip(sorted(function.structured_outputs), tf.nest.flatten(outputs)))
+    out = outputs[head.output]
     found = _find_concat(out, 1)
     if found is None:
         log.info("%s: no concat found at the end of the head", head.output)

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--mask: {exc}") from None
     paths = _expand(args.inputs)
     detector = Detector.create_from_options(
-        DetectorOptions(args.model, args.variant, args.threads, args.score_threshold, args.labels, iou=args.iou)
+        DetectorOptions(args.model, args.variant, args.threads, args.score_threshold, iou=args.iou, labels=args.labels)
     )
     for warning in detector.warnings:
         print(f"edgewatch detect: warning: {warning}", file=sys.stderr)
