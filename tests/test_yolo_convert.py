@@ -37,10 +37,8 @@ PHOTOS = ("messi5.jpg", "basketball1.png", "basketball2.png", "fruits.jpg")
 @pytest.fixture(scope="module")
 def exports() -> Path:
     if not (EXPORTS / "model.onnx").is_file() or not (ROOT / "venv" / "bin" / "python").is_file():
-        message = f"{EXPORTS}: no Ultralytics exports (bash .ci/setup.d/70-yolo.sh makes them)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        # in CI a skip fails (tests/conftest.py): .ci/setup.d/70-yolo.sh makes them there
+        pytest.skip(f"{EXPORTS}: no Ultralytics exports (bash .ci/setup.d/70-yolo.sh makes them)")
     return EXPORTS
 
 

@@ -98,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
     from ..detector import Detector, DetectorOptions
     from ..motion import MaskError, MotionDetector, load_mask
 
-    if args.threads is not None and args.threads < 1:
-        raise CommandError(f"--threads: must be >= 1, got {args.threads}")
     if args.mask and not args.motion:
         raise CommandError("--mask: goes with --motion")
     try:
