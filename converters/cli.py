@@ -99,6 +99,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--range", type=_floats, metavar="LO,HI", help="pixels 0..255 scaled linearly to LO..HI (default 0,1)")
     g.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="instead of --range: (pixel - mean) / std")
     g.add_argument("--std", type=_floats, metavar="S[,S,S]")
+    c = parser.add_argument_group("pruning and distillation (Conv2D kernels; the first, 3-channel layer and depthwise kernels stay dense)")
+    c.add_argument("--prune", action="store_true",
+                   help="sweep pruning methods and sparsities, distil each point from the source on the calibration frames, and "
+                        "ship the sparsest points that keep --min-fidelity (default 0.95) as pruned<S>-<quant> (zeros: a smaller "
+                        "file) and channels<S>-<quant> (narrower: a faster network) variants")
+    c.add_argument("--prune-methods", type=_list, default=None, metavar="M,...",
+                   help="of global, layer, random (weights zeroed) and channel (expanded channels removed); default all four")
+    c.add_argument("--sparsities", type=_floats, default=None, metavar="S,...",
+                   help="fractions of the kernels' weights zeroed, or of each block's channels removed (default 0.3,0.5,0.7,0.8,0.9)")
+    c.add_argument("--distill-steps", type=int, default=100, help="distillation steps per point, 4 frames each (default 100; 0: prune only)")
+    c.add_argument("--distill-seconds", type=float, help="distillation time limit per point")
     o = parser.add_argument_group("report")
     o.add_argument("--json", action="store_true", help="print the report as JSON on stdout (instead of the table)")
     o.add_argument("--min-fidelity", type=float, help="exit 4 when a variant's fidelity (mAP@0.5 or cosine) is below this")
@@ -138,6 +149,29 @@ def _labels(path: Path | None) -> list[str]:
         raise CommandError(str(exc)) from None
 
 
+def _prune_options(args: argparse.Namespace):
+    from .compress.sweep import METHODS, MIN_FIDELITY, SPARSITIES, PruneOptions
+
+    given = [f for f, v in (("--prune-methods", args.prune_methods), ("--sparsities", args.sparsities),
+                            ("--distill-seconds", args.distill_seconds)) if v is not None]
+    if not args.prune:
+        if given:
+            raise CommandError(f"{given[0]} needs --prune")
+        return None
+    methods = args.prune_methods or list(METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise CommandError(f"--prune-methods: {unknown[0]!r} is not one of {', '.join(METHODS)}")
+    sparsities = list(args.sparsities or SPARSITIES)
+    bad = [s for s in sparsities if not 0 < s < 1]
+    if bad:
+        raise CommandError(f"--sparsities: {bad[0]} is not between 0 and 1 (exclusive)")
+    if args.distill_steps < 0 or (args.distill_seconds is not None and args.distill_seconds <= 0):
+        raise CommandError("--distill-steps must be at least 0 and --distill-seconds positive")
+    return PruneOptions(list(dict.fromkeys(methods)), sorted(set(sparsities)), args.distill_steps, args.distill_seconds,
+                        args.min_fidelity if args.min_fidelity is not None else MIN_FIDELITY)
+
+
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter would bury the progress lines
     from .errors import ConversionError, SourceError
@@ -154,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and not 0 < value < 1:
             raise CommandError(f"{flag}: must be between 0 and 1 (exclusive), got {value}")
     opts = ConvertOptions(
+        prune=_prune_options(args),
         source=args.source, output=args.output, calibration=args.calibration, quantize=args.quantize or ["int8"],
         io_type=args.io_type, samples=args.samples, held_out=args.held_out, postprocess=args.postprocess,
         measure_only=args.measure_only, threads=args.threads, runs=args.runs, name=args.name,

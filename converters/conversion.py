@@ -28,6 +28,7 @@ from runtime.interpreter import Model, ModelError, default_threads
 from runtime.preprocess import InputSpec, Preprocessor
 
 from . import fidelity, frontier, measure, quantize
+from .compress.sweep import PruneOptions, SweepResult, sweep
 from .errors import ConversionError, SourceError
 from .flatbuffer import append_detection_postprocess, rename_outputs, set_input_size
 from .outputs import match_outputs
@@ -67,6 +68,7 @@ class ConvertOptions:
     head: HeadOptions = field(default_factory=HeadOptions)  # --decoder, --iou, --score
     sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height); the source's own is always built
     size_files: str = "shared"  # shared | separate: see sizes.py
+    prune: PruneOptions | None = None  # the pruning sweep (compress/); its chosen points become variants
 
 
 @dataclass
@@ -81,6 +83,9 @@ class _Variant:
     data: bytes = b""
     seconds: float = 0.0
     own_file: str = ""  # set once the default variant is known (it is model.tflite)
+    # a pruning sweep's chosen network ("pruned": zeroed weights, stored sparse where smaller;
+    # "channels": a narrower network); shipped only at or above the sweep's fidelity threshold
+    compressed: str = ""
 
     @property
     def file(self) -> str:
@@ -138,9 +143,10 @@ def _convert_variant(v: _Variant, opts: ConvertOptions, calibration: list[np.nda
     head = source.head
     function = head.scored_function if v.postprocess else _function(source)
     t0 = time.monotonic()
-    data = quantize.convert(
-        function, source.trackable, v.mode, source=source.path, io_type=opts.io_type,
-        representative=(lambda: iter(calibration)) if v.mode == "int8" else None,
+    data = _smallest(
+        quantize.convert(function, source.trackable, v.mode, source=source.path, io_type=opts.io_type, sparse=sparse,
+                         representative=(lambda: iter(calibration)) if v.mode == "int8" else None)
+        for sparse in ((False, True) if v.compressed == "pruned" else (False,))
     )
     data, names = _finish(v, data, function, calibration)
     if v.postprocess:
@@ -151,6 +157,12 @@ def _convert_variant(v: _Variant, opts: ConvertOptions, calibration: list[np.nda
             boxes_output=names.index("boxes"), scores_output=names.index("scores"),
         )
     v.data, v.seconds = data, time.monotonic() - t0
+
+
+def _smallest(files) -> bytes:
+    """A pruned network's zeros stored sparse only where that makes the file smaller: TFLite's
+    sparse encoding costs an index per kept weight, more than an int8 weight at low sparsity."""
+    return min(files, key=len)
 
 
 def _function(source: SourceModel):
@@ -290,6 +302,52 @@ def _measure(opts: ConvertOptions, source: SourceModel, samples: Samples, refere
     return rows
 
 
+def _point_fidelity(opts: ConvertOptions, model: SourceModel, samples: Samples, references: list, threads: int,
+                    folder: Path, first_input: np.ndarray) -> dict:
+    """A pruning point's fidelity, measured as a variant's: its float32 file loaded by the runtime."""
+    v = _Variant("float32", "none", False, model, own_file=MODEL)
+    _convert_variant(v, opts, [first_input])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MODEL).write_bytes(v.data)
+    if model.is_detector and model.head.anchors is not None:
+        np.save(folder / ANCHORS, model.head.anchors)
+    write_manifest(folder, _manifest(opts, model, [v], v.name))
+    if model.is_detector:
+        return _fidelity_detector(folder, v.name, samples.held_out, references, threads, model.head.reference_score)
+    return _fidelity_raw(folder / MODEL, model.input, model.output_names, samples.held_out, references, threads)
+
+
+def _prune(opts: ConvertOptions, source: SourceModel, samples: Samples, references: list, threads: int, work: Path,
+           progress: Progress) -> SweepResult:
+    pre = Preprocessor(source.input, np.float32)
+    train = [pre(f)[0] for f in samples.calibration]
+    held_out = [pre(f)[0] for f in samples.held_out]
+
+    def measure_point(model: SourceModel, name: str) -> dict:
+        progress.step(f"fidelity of {name} on {len(samples.held_out)} held-out samples")
+        return _point_fidelity(opts, model, samples, references, threads, work / "point", train[0])
+
+    return sweep(source, _function(source), train, held_out, opts.prune, measure_point, progress)
+
+
+def _pruning_report(options: PruneOptions, result: SweepResult, variants: list[_Variant], rows: list[dict]) -> dict:
+    """The sweep's record; the chosen points' variants below the threshold are not shipped."""
+    for v, row in zip(variants, rows):
+        if not v.compressed:
+            continue
+        row["compressed"] = v.compressed
+        if v.compressed == "pruned":
+            row["sparse"] = measure.sparse_kernels(v.data)
+        if row["fidelity"]["value"] is None or row["fidelity"]["value"] < options.min_fidelity:
+            v.measure_only, row["shipped"], row["file"] = True, False, None
+            row["dropped"] = f"fidelity below {options.min_fidelity}"
+    return {
+        "methods": options.methods, "sparsities": options.sparsities, "min_fidelity": options.min_fidelity,
+        "distill_steps": options.distill_steps, "distill_seconds": options.distill_seconds,
+        "weights": result.weights, "points": result.points, "chosen": [{"name": c.name, **c.point} for c in result.chosen], "why": result.why,
+    }
+
+
 def _convert_all(variants: list[_Variant], opts: ConvertOptions, samples: Samples, progress: Progress) -> None:
     """Every variant's bytes: one conversion per variant, or per quantization for shared files."""
     frames: dict[tuple[int, int], list[np.ndarray]] = {}
@@ -346,6 +404,11 @@ def convert(opts: ConvertOptions, progress: Progress | None = None) -> dict:
             references.append(source.head.reference(frame) if source.is_detector else source.run(float_pre(frame)[0]))
             progress.update(i + 1)
 
+        pruning = _prune(opts, source, samples, references, threads, Path(work), progress) if opts.prune else None
+        for chosen in pruning.chosen if pruning is not None else []:
+            variants += [_Variant(f"{chosen.name}-{VARIANT_NAMES[m]}", m, False, chosen.source, compressed=chosen.kind)
+                         for m in dict.fromkeys(opts.quantize)]
+
         _convert_all(variants, opts, samples, progress)
         reference_size = next((len(v.data) for v in variants if v.mode == "none" and not v.postprocess and not v.sized), None)
         if reference_size is None:
@@ -387,6 +450,8 @@ def convert(opts: ConvertOptions, progress: Progress | None = None) -> dict:
             "converter": manifest["converter"],
             "wall_seconds": None,
         }
+        if pruning is not None:
+            report["pruning"] = _pruning_report(opts.prune, pruning, variants, rows)
         shipped = [v for v in variants if not v.measure_only]
         manifest["variants"] = [e for e, v in zip(manifest["variants"], variants) if not v.measure_only]
         for v in variants:

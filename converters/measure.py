@@ -76,6 +76,33 @@ def float_ops(data: bytes) -> dict[str, int]:
     return dict(sorted(found.items()))
 
 
+# XNNPACK's sparse kernels run a float subgraph in NCHW from its first 3x3 convolution to a
+# spatial MEAN or a DEPTH_TO_SPACE; a graph with neither cannot hold one, however sparse.
+_SPARSE_SUBGRAPH_ENDS = {"MEAN", "DEPTH_TO_SPACE"}
+
+
+def sparse_kernels(data: bytes) -> dict:
+    """Whether the file stores weights sparse (DENSIFY ops) and whether XNNPACK's sparse kernels
+    can take any of it, with why not."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    ops = {op["op_name"] for op in interp._get_ops_details()}  # noqa: SLF001 - the only op listing LiteRT has
+    stored = "DENSIFY" in ops
+    quantized = "QUANTIZE" in ops  # an int8 model quantizes its input, whatever its io type
+    if not stored:
+        why = "no weights are stored sparse (the sparse encoding was no smaller)"
+    elif quantized:
+        why = "XNNPACK's sparse kernels are float only; the int8 weights are densified at load"
+    elif not ops & _SPARSE_SUBGRAPH_ENDS:
+        why = ("the weights are densified at load: XNNPACK's sparse kernels need a subgraph ending in a spatial MEAN "
+               "or DEPTH_TO_SPACE (a classifier's), which this graph does not have")
+    else:
+        why = "the graph has what XNNPACK's sparse kernels need; the measured latency tells whether they ran"
+    return {"stored_sparse": stored, "xnnpack_sparse_possible": stored and not quantized and bool(ops & _SPARSE_SUBGRAPH_ENDS), "why": why}
+
+
 def peak_rss_mb(bundle: Path, variant: str, threads: int) -> float | None:
     """Peak RSS of a fresh runtime process detecting with one variant (`edgewatch bench`).
 

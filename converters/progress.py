@@ -44,17 +44,18 @@ class Progress:
             self._write(f"[{self._elapsed()}] {name}\n")
         self.update(0)
 
-    def update(self, done: int) -> None:
+    def update(self, done: int, note: str = "") -> None:
+        """`note`: what else the bar shows (e.g. a training loss)."""
         if not self.enabled or not self._total:
             return
         now = time.monotonic()
         if self.tty:
             width = 30
             fill = int(width * done / self._total)
-            self._write(f"\r{self._step} [{'#' * fill}{'.' * (width - fill)}] {done}/{self._total} {self._elapsed()}")
+            self._write(f"\r{self._step} [{'#' * fill}{'.' * (width - fill)}] {done}/{self._total} {self._elapsed()}{' ' + note if note else ''}")
         elif done == self._total or now - self._last >= self.interval:
             self._last = now
-            self._write(f"[{self._elapsed()}] {self._step}: {done}/{self._total}\n")
+            self._write(f"[{self._elapsed()}] {self._step}: {done}/{self._total}{' ' + note if note else ''}\n")
 
     def _end_bar(self) -> None:
         if self.enabled and self.tty and self._total:

@@ -71,8 +71,10 @@ def convert(
     source: Path,
     io_type: str = "float",
     representative: Callable[[], Iterable[np.ndarray]] | None = None,
+    sparse: bool = False,
 ) -> bytes:
-    """One concrete function (one image input) -> .tflite bytes for `mode`."""
+    """One concrete function (one image input) -> .tflite bytes for `mode`. `sparse`: weights that
+    are mostly zeros are stored in TFLite's sparse encoding (a pruned network)."""
     import tensorflow as tf
 
     if mode not in MODES:
@@ -98,6 +100,8 @@ def convert(
         io = {"float": tf.float32, "uint8": tf.uint8, "int8": tf.int8}[io_type]
         converter.inference_input_type = io
         converter.inference_output_type = io
+    if sparse:
+        converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     try:
         with _native_output_quiet(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Statistics for quantized inputs were expected": by design

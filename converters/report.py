@@ -56,6 +56,13 @@ def table(report: dict) -> str:
     for s in report.get("sizes", {}).get("asked", []):
         if not s["built"]:
             lines.append(f"size {s['size'][0]}x{s['size'][1]} not built: {s['why']}")
+    for v in report["variants"]:
+        if v.get("dropped"):
+            lines.append(f"{v['name']} not shipped: {v['dropped']}")
+        if v.get("sparse"):
+            lines.append(f"{v['name']}: {v['sparse']['why']}")
+    if report.get("pruning"):
+        lines += ["", pruning_table(report["pruning"])]
     return "\n".join(lines)
 
 
@@ -68,5 +75,30 @@ def _frontier_text(v: dict) -> str:
 
 
 def below(report: dict, minimum: float) -> list[str]:
-    """Variants whose fidelity is under `minimum` (or could not be measured)."""
-    return [v["name"] for v in report["variants"] if v["fidelity"]["value"] is None or v["fidelity"]["value"] < minimum]
+    """Variants whose fidelity is under `minimum` (or could not be measured); a pruned variant
+    already left out of the bundle for it does not count."""
+    return [v["name"] for v in report["variants"]
+            if not v.get("dropped") and (v["fidelity"]["value"] is None or v["fidelity"]["value"] < minimum)]
+
+
+def pruning_table(pruning: dict) -> str:
+    """The sweep: per method and sparsity, compression and fidelity before and after distillation."""
+    rows = [("method", "sparsity", "of all weights", "compression", "fidelity pruned", "distilled", "distil steps", "s",
+             "held-out loss")]
+    for p in pruning["points"]:
+        d = p.get("distill") or {}
+        loss = d.get("held_out_loss")
+        rows.append((p["method"], f"{p['sparsity']:.0%}", f"{p['sparsity_total']:.1%}", f"{p['compression']:.2f}x",
+                     _fidelity_text(p["fidelity_pruned"]),
+                     _fidelity_text(p["fidelity_distilled"]) if "fidelity_distilled" in p else "-",
+                     str(d.get("steps", "-")), f"{d['seconds']:.0f}" if d else "-",
+                     f"{loss['before']:.4f} -> {loss['after']:.4f}" if loss else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    w = pruning["weights"]
+    lines.append("")
+    lines.append(f"pruned: {w['prunable']:,} Conv2D weights; kept dense: {w['first_layer']:,} in the first layer, "
+                 f"{w['other']:,} others (depthwise, biases, normalisation); compression: all weights / non-zero weights")
+    lines.append(f"shipped: {pruning['why']}")
+    return "\n".join(lines)
