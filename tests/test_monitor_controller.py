@@ -24,14 +24,25 @@ FIXTURES = Path(__file__).parent / "fixtures" / "sysfs"
 class Run:
     """A plant, a monitor ticking it once a simulated second, and the event log it writes."""
 
-    def __init__(self, plant: Plant, budgets: Budgets, root: Path, noise: float = 0.0, **kw):
+    def __init__(self, plant: Plant, budgets: Budgets, root: Path, noise: float = 0.0, noise_hold_s: int = 1,
+                 seed: int = 7, **kw):
+        """`noise`: readings off by up to that share, uniformly; a new draw every `noise_hold_s`
+        simulated seconds (a shared machine's load drifts over tens of seconds, not per reading)."""
         self.plant = plant
         self.events: list[tuple[float, str, str, dict]] = []
         self.powers: list[float] = []
         self.hard: list[str] = []
         if noise:
-            rng, exact = random.Random(7), plant.power
-            plant.power = lambda: exact() * (1 + rng.uniform(-noise, noise))
+            rng, exact, drawn = random.Random(seed), plant.power, {}
+
+            def noisy() -> float:
+                slot = int(plant.now // noise_hold_s)
+                if slot not in drawn:
+                    drawn.clear()
+                    drawn[slot] = 1 + rng.uniform(-noise, noise)
+                return exact() * drawn[slot]
+
+            plant.power = noisy
         kw.setdefault("on_hard_limit", self.hard.append)
         self.monitor = ResourceMonitor(
             budgets,

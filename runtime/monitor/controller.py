@@ -22,7 +22,9 @@ source: a variant that loses the objects is no step. At its cheapest level the r
 rate is the only knob.
 
 Decisions are made once per control period on the mean since the last change (after a settle
-time), and only outside a dead band of [90%, 100%] of the budget.
+time), and only outside a dead band of [90%, 100%] of the budget. A step down the ladder for power
+less than STEP_MARGIN over the budget waits until the excess has lasted CONFIRM_PERIODS periods:
+a shared machine's load drifts for tens of seconds, and accuracy is not given up for a swing.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ SHED_EVERY_S = 30.0
 RETRY_FIRST_S, RETRY_MAX_S = 60.0, 3600.0
 RECENT_S = 120.0  # a step down this soon after a step up means the step up did not fit
 SETTLE_S = 5.0
+STEP_MARGIN = 0.10  # over the budget by less than this share at min_fps: maybe noise, confirm first
+CONFIRM_PERIODS = 6
 PAUSE_BELOW_FPS = 0.2  # at the cheapest level, a rate below this (one frame in 5 s) is a pause
 # With a motion gate, the rate is held down by the scene as much as by the limit: only a period
 # with motion at least this much of the time says whether the limit binds.
@@ -127,6 +131,7 @@ class Controller:
         self._prev_point: tuple[float, float] | None = None  # (fps, W) of the last period at this level
         self._shed_at = -math.inf
         self._headroom_since: float | None = None  # since when every budget has had headroom
+        self._marginal_since: float | None = None  # since when power has been slightly over at min_fps
         self._paused_rate: float | None = None  # the rate limit when the controller paused
         self._hard_fired = False
         self._fit_checked = False
@@ -246,6 +251,8 @@ class Controller:
             self._headroom_since = None
         elif self._headroom_since is None:
             self._headroom_since = obs.now
+        if not verdict.power_over:
+            self._marginal_since = None
         if verdict.reasons:
             actions += self._reduce(obs, power, fps, verdict)
         elif verdict.may_raise:
@@ -341,6 +348,8 @@ class Controller:
         if self.knobs.rate_limit is None or self.knobs.rate_limit > b.min_fps * 1.001:
             return [self._set("rate_limit", b.min_fps, why + f" (rate floor min_fps {b.min_fps:g})", figures, obs.now)]
         if self.level + 1 < len(self._ladder):
+            if self._unconfirmed(obs, power, verdict):
+                return []
             return self._step_down(obs, power, fps, why, figures)
         # the cheapest level at min_fps and still over: a rate below min_fps (a few frames beat
         # none), then a pause
@@ -353,6 +362,15 @@ class Controller:
             self._floor_power.setdefault(self._ladder[self.level], power)
         self._paused_rate = self.knobs.rate_limit
         return [self._set("paused", True, why + " at the cheapest setting", figures, obs.now)]
+
+    def _unconfirmed(self, obs: Observation, power: float | None, verdict: Verdict) -> bool:
+        """A slight excess of power alone (no heat) has not lasted long enough to give up accuracy for."""
+        b = self.budgets
+        if verdict.thermal_over or power is None or b.power_w is None or power > b.power_w * (1 + STEP_MARGIN):
+            return False
+        if self._marginal_since is None:
+            self._marginal_since = obs.now
+        return obs.now - self._marginal_since < CONFIRM_PERIODS * self.period_s
 
     def _step_down(self, obs: Observation, power: float | None, fps: float | None, why: str, figures: dict) -> list[Action]:
         level = self.level
@@ -525,6 +543,7 @@ class Controller:
         setattr(self.knobs, knob, value)
         self._changed_at = now
         self._samples = []
+        self._marginal_since = None
         if knob != "rate_limit":
             self._prev_point = None  # a different level: the secant must not mix two
         return Action(knob, value, previous, reason, figures)
