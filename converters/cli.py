@@ -108,11 +108,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="of global, layer, random (weights zeroed) and channel (expanded channels removed); default all four")
     c.add_argument("--sparsities", type=_floats, default=None, metavar="S,...",
                    help="fractions of the kernels' weights zeroed, or of each block's channels removed (default 0.3,0.5,0.7,0.8,0.9)")
-    c.add_argument("--distill-steps", type=int, default=100, help="distillation steps per point, 4 frames each (default 100; 0: prune only)")
+    c.add_argument("--distill-steps", type=int, help="distillation steps per point, 4 frames each (default 100; 0: prune only)")
     c.add_argument("--distill-seconds", type=float, help="distillation time limit per point")
     o = parser.add_argument_group("report")
     o.add_argument("--json", action="store_true", help="print the report as JSON on stdout (instead of the table)")
-    o.add_argument("--min-fidelity", type=float, help="exit 4 when a variant's fidelity (mAP@0.5 or cosine) is below this")
+    o.add_argument("--min-fidelity", type=float,
+                   help="exit 4 when a variant's fidelity (mAP@0.5 or cosine) is below this; with --prune, also the pruned "
+                        "variants' threshold (those below it are left out of the bundle and do not cause exit 4)")
     o.add_argument("--plot", type=Path, metavar="PNG", help="draw fidelity against latency, file size and memory, with the frontier")
     o.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -153,7 +155,7 @@ def _prune_options(args: argparse.Namespace):
     from .compress.sweep import METHODS, MIN_FIDELITY, SPARSITIES, PruneOptions
 
     given = [f for f, v in (("--prune-methods", args.prune_methods), ("--sparsities", args.sparsities),
-                            ("--distill-seconds", args.distill_seconds)) if v is not None]
+                            ("--distill-steps", args.distill_steps), ("--distill-seconds", args.distill_seconds)) if v is not None]
     if not args.prune:
         if given:
             raise CommandError(f"{given[0]} needs --prune")
@@ -166,10 +168,14 @@ def _prune_options(args: argparse.Namespace):
     bad = [s for s in sparsities if not 0 < s < 1]
     if bad:
         raise CommandError(f"--sparsities: {bad[0]} is not between 0 and 1 (exclusive)")
-    if args.distill_steps < 0 or (args.distill_seconds is not None and args.distill_seconds <= 0):
-        raise CommandError("--distill-steps must be at least 0 and --distill-seconds positive")
-    return PruneOptions(list(dict.fromkeys(methods)), sorted(set(sparsities)), args.distill_steps, args.distill_seconds,
-                        args.min_fidelity if args.min_fidelity is not None else MIN_FIDELITY)
+    steps = 100 if args.distill_steps is None else args.distill_steps
+    if steps < 0:
+        raise CommandError(f"--distill-steps: must be at least 0, got {steps}")
+    if args.distill_seconds is not None and args.distill_seconds <= 0:
+        raise CommandError(f"--distill-seconds: must be positive, got {args.distill_seconds:g}")
+    return PruneOptions(list(dict.fromkeys(methods)), sorted(set(sparsities)), steps, args.distill_seconds,
+                        args.min_fidelity if args.min_fidelity is not None else MIN_FIDELITY,
+                        methods_asked=args.prune_methods is not None)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -325,7 +325,10 @@ def _prune(opts: ConvertOptions, source: SourceModel, samples: Samples, referenc
 
     def measure_point(model: SourceModel, name: str) -> dict:
         progress.step(f"fidelity of {name} on {len(samples.held_out)} held-out samples")
-        return _point_fidelity(opts, model, samples, references, threads, work / "point", train[0])
+        try:
+            return _point_fidelity(opts, model, samples, references, threads, work / "point", train[0])
+        except (BundleError, ModelError, DecoderError) as exc:
+            raise ConversionError(f"{opts.source}: {name}: the pruned network does not load in the runtime: {exc}") from None
 
     return sweep(source, _function(source), train, held_out, opts.prune, measure_point, progress)
 
@@ -337,7 +340,7 @@ def _pruning_report(options: PruneOptions, result: SweepResult, variants: list[_
             continue
         row["compressed"] = v.compressed
         if v.compressed == "pruned":
-            row["sparse"] = measure.sparse_kernels(v.data)
+            row["sparse"] = measure.sparse_kernels(v.data, v.mode)
         if row["fidelity"]["value"] is None or row["fidelity"]["value"] < options.min_fidelity:
             v.measure_only, row["shipped"], row["file"] = True, False, None
             row["dropped"] = f"fidelity below {options.min_fidelity}"
@@ -406,11 +409,14 @@ def convert(opts: ConvertOptions, progress: Progress | None = None) -> dict:
 
         pruning = _prune(opts, source, samples, references, threads, Path(work), progress) if opts.prune else None
         for chosen in pruning.chosen if pruning is not None else []:
-            variants += [_Variant(f"{chosen.name}-{VARIANT_NAMES[m]}", m, False, chosen.source, compressed=chosen.kind)
+            # a quantization measured only is measured only for the pruned networks too
+            variants += [_Variant(f"{chosen.name}-{VARIANT_NAMES[m]}", m, False, chosen.source, compressed=chosen.kind,
+                                  measure_only=VARIANT_NAMES[m] in opts.measure_only)
                          for m in dict.fromkeys(opts.quantize)]
 
         _convert_all(variants, opts, samples, progress)
-        reference_size = next((len(v.data) for v in variants if v.mode == "none" and not v.postprocess and not v.sized), None)
+        reference_size = next((len(v.data) for v in variants
+                               if v.mode == "none" and not v.postprocess and not v.sized and not v.compressed), None)
         if reference_size is None:
             progress.step("converting float32 (the size reference)")
             reference_size = len(quantize.convert(_function(source), source.trackable, "none", source=source.path))

@@ -59,16 +59,25 @@ def latencies(targets: list[tuple[Path, InputSpec]], frame: np.ndarray, threads:
     return out
 
 
-def float_ops(data: bytes) -> dict[str, int]:
-    """Operator name -> count, for operators whose results are float32 (quantized models only)."""
+def _undelegated(data: bytes):
+    """An interpreter of `data` without XNNPACK: delegated ops would show as opaque DELEGATE nodes."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    # Without XNNPACK: delegated ops would show as opaque DELEGATE nodes.
     interp = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interp.allocate_tensors()
+    return interp
+
+
+def _ops(interp) -> list[dict]:
+    return interp._get_ops_details()  # noqa: SLF001 - the only way to list ops with their tensors
+
+
+def float_ops(data: bytes) -> dict[str, int]:
+    """Operator name -> count, for operators whose results are float32 (quantized models only)."""
+    interp = _undelegated(data)
     dtypes = {d["index"]: np.dtype(d["dtype"]) for d in interp.get_tensor_details()}
     found: Counter = Counter()
-    for op in interp._get_ops_details():  # noqa: SLF001 - the only way to list ops with their tensors
+    for op in _ops(interp):
         if op["op_name"] in _FLOAT_BY_DESIGN:
             continue
         if any(dtypes.get(int(i)) == np.float32 for i in op["outputs"]):
@@ -81,20 +90,16 @@ def float_ops(data: bytes) -> dict[str, int]:
 _SPARSE_SUBGRAPH_ENDS = {"MEAN", "DEPTH_TO_SPACE"}
 
 
-def sparse_kernels(data: bytes) -> dict:
-    """Whether the file stores weights sparse (DENSIFY ops) and whether XNNPACK's sparse kernels
-    can take any of it, with why not."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interp.allocate_tensors()
-    ops = {op["op_name"] for op in interp._get_ops_details()}  # noqa: SLF001 - the only op listing LiteRT has
+def sparse_kernels(data: bytes, mode: str) -> dict:
+    """Whether the file (of quantization `mode`) stores weights sparse (DENSIFY ops) and whether
+    XNNPACK's sparse kernels can take any of it, with why not."""
+    ops = {op["op_name"] for op in _ops(_undelegated(data))}
     stored = "DENSIFY" in ops
-    quantized = "QUANTIZE" in ops  # an int8 model quantizes its input, whatever its io type
+    quantized = mode in ("int8", "dynamic")
     if not stored:
         why = "no weights are stored sparse (the sparse encoding was no smaller)"
     elif quantized:
-        why = "XNNPACK's sparse kernels are float only; the int8 weights are densified at load"
+        why = f"XNNPACK's sparse kernels are float only; the {mode} weights are densified at load"
     elif not ops & _SPARSE_SUBGRAPH_ENDS:
         why = ("the weights are densified at load: XNNPACK's sparse kernels need a subgraph ending in a spatial MEAN "
                "or DEPTH_TO_SPACE (a classifier's), which this graph does not have")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .frontier import mark
 
 
-def _fidelity_text(f: dict) -> str:
+def fidelity_text(f: dict) -> str:
     if f["value"] is None:
         return f"{f['metric']} n/a"
     text = f"{f['metric']} {f['value']:.4f}"
@@ -35,7 +35,7 @@ def table(report: dict) -> str:
             v["name"], "x".join(map(str, size)) if size else "", v["quantization"], v.get("io_type", ""),
             f"{v['size_bytes'] / 1e6:.2f}" + (" *" if v.get("shares_file_of") else ""), f"{v['size_ratio']:.3f}",
             f"{v['latency_ms']:.1f} ({v.get('latency_min_ms', v['latency_ms']):.1f})", f"{v.get('cpu_ms', 0):.1f}", str(v["threads"]),
-            "-" if v.get("peak_rss_mb") is None else f"{v['peak_rss_mb']:.0f}", _fidelity_text(v["fidelity"]),
+            "-" if v.get("peak_rss_mb") is None else f"{v['peak_rss_mb']:.0f}", fidelity_text(v["fidelity"]),
             _frontier_text(v),
             "-" if float_ops is None else (", ".join(f"{k}x{n}" for k, n in float_ops.items()) or "none"),
             f"{v.get('convert_seconds', 0):.1f}", "yes" if v.get("shipped", True) else "no",
@@ -89,8 +89,8 @@ def pruning_table(pruning: dict) -> str:
         d = p.get("distill") or {}
         loss = d.get("held_out_loss")
         rows.append((p["method"], f"{p['sparsity']:.0%}", f"{p['sparsity_total']:.1%}", f"{p['compression']:.2f}x",
-                     _fidelity_text(p["fidelity_pruned"]),
-                     _fidelity_text(p["fidelity_distilled"]) if "fidelity_distilled" in p else "-",
+                     fidelity_text(p["fidelity_pruned"]),
+                     fidelity_text(p["fidelity_distilled"]) if "fidelity_distilled" in p else "-",
                      str(d.get("steps", "-")), f"{d['seconds']:.0f}" if d else "-",
                      f"{loss['before']:.4f} -> {loss['after']:.4f}" if loss else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -82,6 +82,7 @@ def test_keras_variants_report_cosine_and_snr(keras_report):
     report, out = keras_report
     by_name = {v["name"]: v for v in report["variants"]}
     assert list(by_name) == ["int8", "float16", "dynamic", "float32"]
+    assert "pruning" not in report  # without --prune, nothing of it
     for v in by_name.values():
         assert v["fidelity"]["metric"] == "cosine"
         assert {"size_bytes", "size_ratio", "latency_ms", "threads", "quantization"} <= set(v)

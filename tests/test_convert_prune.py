@@ -188,6 +188,19 @@ def test_a_source_without_convolutions_to_prune_gets_one_line(photos, tmp_path, 
     assert code == exitcodes.BAD_INPUT and "--sparsities needs --prune" in err
 
 
+def test_channel_pruning_is_skipped_where_the_network_has_no_blocks_unless_asked(tiny_model, photos, tmp_path, capsys):  # noqa: F811
+    _, folder = tiny_model  # plain convolutions: nothing of MobileNetV2's expand -> depthwise -> project
+    code, out, err = _keras(capsys, folder / "tiny.keras", tmp_path / "b", photos, "--prune", "--sparsities", "0.5",
+                            "--distill-steps", "0", "--min-fidelity", "0")
+    assert code == exitcodes.OK, err
+    pruning = json.loads(out)["pruning"]
+    assert [p["method"] for p in pruning["points"]] == ["global", "layer", "random"]
+    assert "channel pruning skipped" in pruning["why"] and all("fidelity_distilled" not in p for p in pruning["points"])
+    code, out, err = _keras(capsys, folder / "tiny.keras", tmp_path / "c", photos, "--prune", "--prune-methods", "channel")
+    assert code == exitcodes.BAD_INPUT and out == "" and len(err.strip().splitlines()) == 1
+    assert "cannot be pruned by channels" in err and not (tmp_path / "c").exists()
+
+
 def test_interrupted_distillation_leaves_the_previous_bundle(tiny_model, photos, tmp_path):  # noqa: F811
     _, folder = tiny_model
     target = tmp_path / "bundle"

@@ -6,7 +6,7 @@ inlined gives one GraphDef in which each convolution reads its kernel from a con
 handle on the weights whatever the source's format. Pruning rewrites those constants; distillation
 imports the graph with the kernels mapped to variables, so gradients reach them.
 
-Prunable kernels are the `Conv2D` ones, except a convolution reading the 3-channel image (the first
+Prunable kernels are the `Conv2D` ones, except the first convolutions the image meets (the first
 layer: few weights, and all later layers depend on it). Depthwise kernels are not `Conv2D` and stay
 dense: they hold a few per cent of the weights, and a zeroed depthwise weight removes a channel's
 whole spatial filter.
@@ -18,7 +18,8 @@ narrows three convolutions and the per-channel ops between them, and nothing out
 `narrowed()` measures, on real inputs, what each expanded channel feeds the project convolution
 (mean |activation| times the L1 norm of its project weights), drops the least in every block, and
 adds what the dropped channels gave on average to the project's bias (its batch norm's mean or
-its BiasAdd), so that a channel that was near constant is removed without a trace.
+its BiasAdd: a block whose project has neither is not narrowed), so that a channel that was near
+constant is removed without a trace.
 """
 
 from __future__ import annotations
@@ -80,14 +81,33 @@ class Block:
     project: str  # the Conv2D reading them
 
 
+def _first_convolutions(consumers: dict, input_name: str) -> set[str]:
+    """The convolutions nearest the input: every path from it, followed until a convolution."""
+    seen, first = set(), set()
+    todo = [input_name.split(":")[0]]
+    while todo:
+        name = todo.pop()
+        for user in consumers.get(name, []):
+            if user.name in seen:
+                continue
+            seen.add(user.name)
+            if user.op in ("Conv2D", "DepthwiseConv2dNative"):
+                first.add(user.name)
+            else:
+                todo.append(user.name)
+    return first
+
+
 class FrozenNetwork:
-    def __init__(self, graph_def, input_name: str, output_names: list[str], structure, input_spec, path):
+    def __init__(self, graph_def, input_name: str, output_names: list[str], structure, input_tensor, path):
         self.graph_def, self.input_name, self.output_names = graph_def, input_name, output_names
-        self.structure, self.input_spec, self.path = structure, input_spec, path
+        self.structure, self.input_tensor, self.path = structure, input_tensor, path
         nodes = {n.name: n for n in self.graph_def.node}
         self._nodes = nodes
+        self._consumers = _consumers(graph_def)
+        first = _first_convolutions(self._consumers, input_name)
         kernels: dict[str, Kernel] = {}
-        self.dense = 0  # weights of convolutions kept dense (the first layer)
+        self.first_layer = 0  # weights of the first convolutions, kept dense
         for node in self.graph_def.node:
             if node.op != "Conv2D":
                 continue
@@ -97,8 +117,8 @@ class FrozenNetwork:
             shape = tuple(d.size for d in const.attr["value"].tensor.tensor_shape.dim)
             if len(shape) != 4:
                 continue
-            if shape[2] == 3:
-                self.dense += int(np.prod(shape))
+            if node.name in first:
+                self.first_layer += int(np.prod(shape))
                 continue
             kernels[const.name] = Kernel(const.name, shape)
         if not kernels:
@@ -109,7 +129,7 @@ class FrozenNetwork:
             int(np.prod([d.size for d in n.attr["value"].tensor.tensor_shape.dim] or [1]))
             for n in self.graph_def.node
             if n.op == "Const" and n.name not in kernels and n.attr["value"].tensor.dtype == 1  # DT_FLOAT
-        ) - self.dense
+        ) - self.first_layer
 
     @classmethod
     def of(cls, function, path) -> FrozenNetwork:
@@ -129,14 +149,14 @@ class FrozenNetwork:
 
     @property
     def weights(self) -> int:
-        return self.prunable + self.dense + self.other
+        return self.prunable + self.first_layer + self.other
 
     # -- channels ------------------------------------------------------------------------------
 
     def blocks(self) -> list[Block]:
-        """The expand -> depthwise -> project blocks whose expanded channels go nowhere else (at
-        least one: else the one-line reason)."""
-        consumers = _consumers(self.graph_def)
+        """The expand -> depthwise -> project blocks whose expanded channels go nowhere else and
+        whose project has a bias to take the dropped channels' mean."""
+        consumers = self._consumers
 
         def follow(node, until: str):
             between = []
@@ -164,11 +184,18 @@ class FrozenNetwork:
             project, second = follow(depthwise, "Conv2D")
             if project is None or _const_behind(self._nodes, project.input[1]) is None:
                 continue
+            after = _next(consumers, project)
+            if after is None or not (after.op.startswith("FusedBatchNorm") or after.op == "BiasAdd"):
+                continue
             out.append(Block(expand.name, tuple(first + second), depthwise.name, project.name))
-        if not out:
+        return out
+
+    def require_blocks(self) -> list[Block]:
+        blocks = self.blocks()
+        if not blocks:
             raise SourceError(f"{self.path}: cannot be pruned by channels: it has no expand -> depthwise -> project blocks "
                               "(MobileNetV2-style) whose channels are private")
-        return out
+        return blocks
 
     def _shape(self, tensor: str) -> tuple[int, ...]:
         return tuple(d.size for d in _const_behind(self._nodes, tensor).attr["value"].tensor.tensor_shape.dim)
@@ -177,10 +204,10 @@ class FrozenNetwork:
         """Per block, (mean, mean |.|) per expanded channel of what enters its project convolution."""
         import tensorflow as tf
 
-        blocks = self.blocks()
+        blocks = self.require_blocks()
         graph = tf.Graph()
         with graph.as_default():
-            x = tf.compat.v1.placeholder(tf.float32, self.input_spec.shape)
+            x = tf.compat.v1.placeholder(tf.float32, self.input_tensor.shape)
             tf.compat.v1.import_graph_def(self.graph_def, name="", input_map={self.input_name: x})
         fetches = [_tensor(self._nodes[b.project].input[0]) for b in blocks]
         sums = [(0.0, 0.0)] * len(blocks)
@@ -195,7 +222,7 @@ class FrozenNetwork:
         `activity`: channel_activity() on calibration inputs."""
         import tensorflow as tf
 
-        blocks = self.blocks()
+        blocks = self.require_blocks()
         graph_def = copy.deepcopy(self.graph_def)
         nodes = {n.name: n for n in graph_def.node}
         consumers = _consumers(graph_def)
@@ -215,11 +242,11 @@ class FrozenNetwork:
             dropped = np.setdiff1d(np.arange(channels), keep)
             # what the dropped channels gave each output on average (exact for a 1x1 project)
             shift = mean[dropped] @ weights.sum(axis=(0, 1))[dropped]
-            after = _next(consumers, project)
-            if after is not None and after.op.startswith("FusedBatchNorm"):
-                put(after.input[3], value(after.input[3]) - shift)
-            elif after is not None and after.op == "BiasAdd":
+            after = _next(consumers, project)  # blocks() saw to it: a batch norm or a BiasAdd
+            if after.op == "BiasAdd":
                 put(after.input[1], value(after.input[1]) + shift)
+            else:
+                put(after.input[3], value(after.input[3]) - shift)
             put(expand.input[1], kernel[..., keep])
             for name in b.between:
                 for tensor in nodes[name].input[1:]:
@@ -227,7 +254,7 @@ class FrozenNetwork:
                         put(tensor, value(tensor)[keep])
             put(nodes[b.depthwise].input[1], value(nodes[b.depthwise].input[1])[:, :, keep, :])
             put(project.input[1], weights[:, :, keep, :])
-        narrowed = FrozenNetwork(graph_def, self.input_name, self.output_names, self.structure, self.input_spec, self.path)
+        narrowed = FrozenNetwork(graph_def, self.input_name, self.output_names, self.structure, self.input_tensor, self.path)
         return narrowed, self.weights - narrowed.weights
 
     def values(self) -> dict[str, np.ndarray]:
@@ -257,7 +284,7 @@ class FrozenNetwork:
         g = wrapped.graph
         pruned = wrapped.prune(feeds=[g.as_graph_element(self.input_name)], fetches=[g.as_graph_element(o) for o in self.output_names])
         structure = self.structure
-        spec = tf.TensorSpec(self.input_spec.shape, tf.float32, name="input")
+        spec = tf.TensorSpec(self.input_tensor.shape, tf.float32, name="input")
 
         @tf.function(input_signature=[spec])
         def network(x):
@@ -277,7 +304,7 @@ class FrozenNetwork:
             mapping = {f"{name}:0": var.read_value() for name, var in variables.items()}
             return tf.compat.v1.import_graph_def(graph_def, name="", input_map={input_name: x, **mapping}, return_elements=outputs)
 
-        wrapped = tf.compat.v1.wrap_function(_import, [tf.TensorSpec(self.input_spec.shape, tf.float32)])
+        wrapped = tf.compat.v1.wrap_function(_import, [tf.TensorSpec(self.input_tensor.shape, tf.float32)])
 
         def run(x):
             return tf.nest.pack_sequence_as(structure, wrapped(x))

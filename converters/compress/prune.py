@@ -1,7 +1,8 @@
 """Which weights to zero: masks for global magnitude, layer-wise magnitude and random pruning.
 
-Each method zeroes exactly round(s * n) weights (n: the weights it prunes), so two methods at one
-sparsity remove the same number of weights and differ only in which:
+Each method zeroes a share s of the weights it prunes (exactly round(s * n) for global; rounded per
+kernel for the others), so two methods at one sparsity remove the same number of weights, give or
+take the rounding, and differ only in which:
 - global: the smallest |w| over all prunable kernels together (layers with small weights lose more);
 - layer: the smallest |w| within each kernel, each kernel at sparsity s;
 - random: a seeded random choice within each kernel, each at sparsity s (the baseline).

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ..progress import Progress
+from ..report import fidelity_text
 from ..sources import SourceModel
 from .distill import distill, loss_function
 from .network import FrozenNetwork
@@ -27,6 +28,7 @@ from .prune import METHODS as ZEROING, apply, masks
 
 CHANNEL = "channel"
 METHODS = (*ZEROING, CHANNEL)
+METHOD_LABELS = {"global": "global magnitude", "layer": "layer-wise magnitude", "random": "random", CHANNEL: "channels"}
 SPARSITIES = (0.3, 0.5, 0.7, 0.8, 0.9)
 ACTIVITY_FRAMES = 16  # calibration frames that measure which channels matter
 MIN_FIDELITY = 0.95  # the point shipped, when --min-fidelity does not say
@@ -39,6 +41,7 @@ class PruneOptions:
     distill_steps: int = 100
     distill_seconds: float | None = None
     min_fidelity: float = MIN_FIDELITY
+    methods_asked: bool = False  # named by the user: a method the network cannot take is an error, not skipped
 
 
 @dataclass
@@ -65,18 +68,18 @@ def pruned_source(source: SourceModel, network: FrozenNetwork, values: dict[str,
                    fixed_size="a pruned variant is built at the source's own input size")
 
 
-def _value(fid: dict) -> float:
+def _fidelity_value(fid: dict) -> float:
     return -1.0 if fid.get("value") is None else float(fid["value"])
 
 
-def _pruned(network: FrozenNetwork, dense: dict[str, np.ndarray], method: str, sparsity: float, activity):
+def _pruned(network: FrozenNetwork, source_kernels: dict[str, np.ndarray], method: str, sparsity: float, activity):
     """(network, its kernels, their masks, weights removed) at one point of the sweep."""
     if method == CHANNEL:
         narrow, removed = network.narrowed(sparsity, activity)
         values = narrow.values()
         return narrow, values, {k: np.ones(v.shape, bool) for k, v in values.items()}, removed
-    keep = masks(dense, method, sparsity)
-    return network, apply(dense, keep), keep, sum(int(k.size - np.count_nonzero(k)) for k in keep.values())
+    keep = masks(source_kernels, method, sparsity)
+    return network, apply(source_kernels, keep), keep, sum(int(k.size - np.count_nonzero(k)) for k in keep.values())
 
 
 def sweep(source: SourceModel, function, train: list[np.ndarray], held_out: list[np.ndarray], options: PruneOptions,
@@ -84,19 +87,23 @@ def sweep(source: SourceModel, function, train: list[np.ndarray], held_out: list
     """`function`: the source's network (what the variants convert); `train`/`held_out`: its
     preprocessed float32 inputs for distillation; `measure(source, name)`: a fidelity dict."""
     network = FrozenNetwork.of(function, source.path)
-    # no blocks: refused now, in one line, not after the other methods ran
-    activity = network.channel_activity(train[:ACTIVITY_FRAMES]) if CHANNEL in options.methods else None
-    dense = network.values()
+    methods, skipped = list(options.methods), ""
+    if CHANNEL in methods and not network.blocks():
+        if options.methods_asked:
+            network.require_blocks()  # refused now, in one line, not after the other methods ran
+        methods.remove(CHANNEL)
+        skipped = "channel pruning skipped: no expand -> depthwise -> project blocks"
+    activity = network.channel_activity(train[:ACTIVITY_FRAMES]) if CHANNEL in methods else None
+    source_kernels = network.values()
     total = network.weights
     loss = loss_function(source.head)
     points: list[dict] = []
     best: dict[str, tuple[tuple, Chosen]] = {}
-    for method in options.methods:
+    for method in methods:
         for sparsity in options.sparsities:
             label = f"{method}{round(sparsity * 100)}"
-            what = {"global": "global magnitude", "layer": "layer-wise magnitude", "random": "random", CHANNEL: "channels"}[method]
-            progress.step(f"pruning: {what} at {sparsity:.0%}")
-            net, values, keep, removed = _pruned(network, dense, method, sparsity, activity)
+            progress.step(f"pruning: {METHOD_LABELS[method]} at {sparsity:.0%}")
+            net, values, keep, removed = _pruned(network, source_kernels, method, sparsity, activity)
             pruned = pruned_source(source, net, values)
             before = measure(pruned, label)
             point = {"method": method, "sparsity": sparsity, "removed": removed, "sparsity_total": round(removed / total, 4),
@@ -105,28 +112,25 @@ def sweep(source: SourceModel, function, train: list[np.ndarray], held_out: list
             if options.distill_steps > 0:
                 result = distill(net, values, keep, function, loss, train, held_out, steps=options.distill_steps,
                                  seconds=options.distill_seconds, progress=progress, label=label)
-                distilled = pruned_source(source, net, result.values)
-                after = measure(distilled, label + "-distilled")
-                point["fidelity_distilled"], point["distill"] = after, result.to_json()
-                candidates.append((after, distilled, "distilled"))
+                point["distill"] = result.to_json()
+                if result.steps:  # else the time limit allowed no step: nothing new to measure
+                    distilled = pruned_source(source, net, result.values)
+                    after = measure(distilled, label + "-distilled")
+                    point["fidelity_distilled"] = after
+                    candidates.append((after, distilled, "distilled"))
             points.append(point)
             kind = "channels" if method == CHANNEL else "pruned"
             for fid, model, state in candidates:
-                key = (sparsity, _value(fid))
-                if _value(fid) >= options.min_fidelity and (kind not in best or key > best[kind][0]):
+                key = (sparsity, _fidelity_value(fid))
+                if _fidelity_value(fid) >= options.min_fidelity and (kind not in best or key > best[kind][0]):
                     chosen = Chosen(kind, f"{kind}{round(sparsity * 100)}", model,
                                     {"method": method, "sparsity": sparsity, "state": state, "fidelity": fid["value"]})
                     best[kind] = (key, chosen)
-            progress.step(f"pruning: {label}: fidelity {_text(before)}"
-                          + (f", distilled {_text(point['fidelity_distilled'])}" if "fidelity_distilled" in point else ""))
-    weights = {"prunable": network.prunable, "first_layer": network.dense, "other": network.other}
+            progress.step(f"pruning: {label}: {fidelity_text(before)}"
+                          + (f", distilled {fidelity_text(point['fidelity_distilled'])}" if "fidelity_distilled" in point else ""))
+    weights = {"prunable": network.prunable, "first_layer": network.first_layer, "other": network.other}
     chosen = [c for _, c in best.values()]
-    if not chosen:
-        return SweepResult(points, [], f"no point reached fidelity {options.min_fidelity}", weights)
     why = "; ".join(f"{c.name}: the sparsest {'channel' if c.kind == 'channels' else 'zeroing'} point with fidelity "
                     f">= {options.min_fidelity} ({c.point['method']} at {c.point['sparsity']:.0%}, {c.point['state']})" for c in chosen)
+    why = "; ".join(w for w in (why or f"no point reached fidelity {options.min_fidelity}", skipped) if w)
     return SweepResult(points, chosen, why, weights)
-
-
-def _text(fid: dict) -> str:
-    return "n/a" if fid.get("value") is None else f"{fid['value']:.4f}"

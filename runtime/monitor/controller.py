@@ -175,12 +175,14 @@ class Controller:
         if self.knobs.variant not in known:
             return
         self._variants = known
+        self._marginal_since = None
         self._ladder = self._build_ladder()
 
     def set_max_threads(self, threads: int) -> None:
         """The thread count measured best here becomes the top of the ladder's thread steps."""
         self._max_threads = max(1, threads)
         self.knobs.threads = min(self.knobs.threads, self._max_threads) if self.level > 0 else self._max_threads
+        self._marginal_since = None
         self._ladder = self._build_ladder()
 
     @property
@@ -193,6 +195,7 @@ class Controller:
         self.budgets = budgets
         self.period_s = max(SETTLE_S + 3.0, min(15.0, budgets.power_window_s / 3))
         self._retry.clear()
+        self._marginal_since = None
         self._unreachable_noted = False
         self._fit_checked = False
         self._ladder = self._build_ladder()
@@ -216,6 +219,7 @@ class Controller:
             self._stepped_up_at.clear()
             self._prev_point = None
         self._retry.clear()
+        self._marginal_since = None
         self._fit_checked = False
         self._ladder = self._build_ladder()
 

@@ -72,19 +72,27 @@ def fits(variant: VariantInfo, memory_mb: float | None) -> bool:
     return memory_mb is None or variant.peak_rss_mb is None or variant.peak_rss_mb <= memory_mb
 
 
+# A rung must save at least this share of the cost of the one above it: int8 on a CPU without
+# int8 dot products measures within a few per cent of float32, and a step there would give up
+# accuracy for noise.
+MIN_STEP_SAVING = 0.10
+
+
 def step_down_order(variants: Iterable[VariantInfo], top: str) -> list[VariantInfo]:
     """`top` first, then the cheaper variants by falling cost, leaving out any that is dearer than a
-    cheaper one without being more accurate (stepping to it would give up frames for nothing)."""
+    cheaper one without being more accurate (stepping to it would give up frames for nothing), and
+    any that saves less than MIN_STEP_SAVING over the rung above."""
     variants = list(variants)
     first = next((v for v in variants if v.name == top), None)
     if first is None:
         return []
-    # one that costs as much as `top` is no step down: it would give up accuracy for nothing
     cheaper = sorted((v for v in variants if v.cost < first.cost), key=lambda v: -v.cost)
     order = [first]
     for i, v in enumerate(cheaper):
         below = cheaper[i + 1 :]
         if v.fidelity is not None and any(w.fidelity is not None and w.fidelity >= v.fidelity for w in below):
+            continue
+        if v.cost > order[-1].cost * (1 - MIN_STEP_SAVING):
             continue
         order.append(v)
     return order
