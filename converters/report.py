@@ -99,6 +99,6 @@ def pruning_table(pruning: dict) -> str:
     w = pruning["weights"]
     lines.append("")
     lines.append(f"pruned: {w['prunable']:,} Conv2D weights; kept dense: {w['first_layer']:,} in the first layer, "
-                 f"{w['other']:,} others (depthwise, biases, normalisation); compression: all weights / non-zero weights")
+                 f"{w['other']:,} others (depthwise, biases, normalisation); compression: the source's weights / those left (non-zero, not removed)")
     lines.append(f"shipped: {pruning['why']}")
     return "\n".join(lines)
