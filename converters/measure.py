@@ -96,16 +96,17 @@ def sparse_kernels(data: bytes, mode: str) -> dict:
     ops = {op["op_name"] for op in _ops(_undelegated(data))}
     stored = "DENSIFY" in ops
     quantized = mode in ("int8", "dynamic")
+    possible = stored and not quantized and bool(ops & _SPARSE_SUBGRAPH_ENDS)
     if not stored:
         why = "no weights are stored sparse (the sparse encoding was no smaller)"
     elif quantized:
         why = f"XNNPACK's sparse kernels are float only; the {mode} weights are densified at load"
-    elif not ops & _SPARSE_SUBGRAPH_ENDS:
+    elif not possible:
         why = ("the weights are densified at load: XNNPACK's sparse kernels need a subgraph ending in a spatial MEAN "
                "or DEPTH_TO_SPACE (a classifier's), which this graph does not have")
     else:
         why = "the graph has what XNNPACK's sparse kernels need; the measured latency tells whether they ran"
-    return {"stored_sparse": stored, "xnnpack_sparse_possible": stored and not quantized and bool(ops & _SPARSE_SUBGRAPH_ENDS), "why": why}
+    return {"stored_sparse": stored, "xnnpack_sparse_possible": possible, "why": why}
 
 
 def peak_rss_mb(bundle: Path, variant: str, threads: int) -> float | None:

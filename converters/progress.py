@@ -49,13 +49,14 @@ class Progress:
         if not self.enabled or not self._total:
             return
         now = time.monotonic()
+        note = f" {note}" if note else ""
         if self.tty:
             width = 30
             fill = int(width * done / self._total)
-            self._write(f"\r{self._step} [{'#' * fill}{'.' * (width - fill)}] {done}/{self._total} {self._elapsed()}{' ' + note if note else ''}")
+            self._write(f"\r{self._step} [{'#' * fill}{'.' * (width - fill)}] {done}/{self._total} {self._elapsed()}{note}")
         elif done == self._total or now - self._last >= self.interval:
             self._last = now
-            self._write(f"[{self._elapsed()}] {self._step}: {done}/{self._total}{' ' + note if note else ''}\n")
+            self._write(f"[{self._elapsed()}] {self._step}: {done}/{self._total}{note}\n")
 
     def _end_bar(self) -> None:
         if self.enabled and self.tty and self._total:

@@ -163,35 +163,39 @@ def test_report_command_table_json_and_plot(keras_report, tmp_path, capsys):
     assert "report.json: no such file" in capsys.readouterr().err
 
 
-def test_headless_run_killed_mid_conversion_leaves_the_old_bundle(tiny_model, photos, tmp_path):
-    """As over ssh without a TTY: plain progress lines on a pipe; SIGTERM mid-way exits 130 and
-    leaves the existing bundle as it was, with no temporary folder behind."""
+def convert_terminated_at(args: list[str], marker: str) -> tuple[list[str], str, int]:
+    """`edgewatch ARGS` in a process of its own, its stderr a pipe (as over ssh without a TTY),
+    sent SIGTERM once a progress line holds `marker`: (the lines up to then, all of stderr, exit code)."""
     import os
     import signal
     import subprocess
     import sys
     from pathlib import Path
 
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", *args], cwd=Path(__file__).resolve().parents[1],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if marker in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    err = "".join(lines) + proc.stderr.read()
+    return lines, err, proc.wait(timeout=WAIT_S)
+
+
+def test_headless_run_killed_mid_conversion_leaves_the_old_bundle(tiny_model, photos, tmp_path):
+    """As over ssh without a TTY: plain progress lines on a pipe; SIGTERM mid-way exits 130 and
+    leaves the existing bundle as it was, with no temporary folder behind."""
     _, folder = tiny_model
     target = tmp_path / "bundle"
     target.mkdir()
     (target / "model.json").write_text("{}")
     (target / "model.tflite").write_bytes(b"previous")
-    repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "convert", str(folder / "tiny.keras"), "-o", str(target),
-         "--calibration", str(photos), "--samples", "4", "--held-out", "4", "--quantize", "none,float16,dynamic,int8"],
-        cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if "converting" in line:
-            proc.send_signal(signal.SIGTERM)
-            break
-    err = "".join(lines) + proc.stderr.read()
-    assert proc.wait(timeout=WAIT_S) == exitcodes.INTERRUPTED, err
+    lines, err, code = convert_terminated_at(["convert", str(folder / "tiny.keras"), "-o", str(target), "--calibration", str(photos),
+                                              "--samples", "4", "--held-out", "4", "--quantize", "none,float16,dynamic,int8"], "converting")
+    assert code == exitcodes.INTERRUPTED, err
     assert "\r" not in err and any(line.startswith("[") and "loading" in line for line in lines)
     assert err.strip().splitlines()[-1] == f"edgewatch convert: error: interrupted by SIGTERM; nothing written, {target} unchanged"
     assert sorted(p.name for p in target.iterdir()) == ["model.json", "model.tflite"]

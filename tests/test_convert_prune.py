@@ -4,8 +4,6 @@ Keras model of test_convert_keras (its fixtures are shared through this module's
 import contextlib
 import io
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from conftest import WAIT_S
 from runtime import exitcodes
 from runtime.cli import main
-from test_convert_keras import photos, tiny_model  # noqa: F401 - fixtures
+from test_convert_keras import convert_terminated_at, photos, tiny_model  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.convert
 tf = pytest.importorskip("tensorflow")
@@ -207,21 +205,10 @@ def test_interrupted_distillation_leaves_the_previous_bundle(tiny_model, photos,
     target.mkdir()
     (target / "model.json").write_text("{}")
     (target / "model.tflite").write_bytes(b"previous")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "convert", str(folder / "tiny.keras"), "-o", str(target), "--calibration", str(photos),
-         "--samples", "4", "--held-out", "4", "--prune", "--prune-methods", "layer", "--sparsities", "0.5",
-         "--distill-steps", "100000"],
-        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if "distilling" in line:
-            proc.send_signal(signal.SIGTERM)
-            break
-    err = "".join(lines) + proc.stderr.read()
-    assert proc.wait(timeout=WAIT_S) == exitcodes.INTERRUPTED, err
+    _, err, code = convert_terminated_at(["convert", str(folder / "tiny.keras"), "-o", str(target), "--calibration", str(photos),
+                                          "--samples", "4", "--held-out", "4", "--prune", "--prune-methods", "layer",
+                                          "--sparsities", "0.5", "--distill-steps", "100000"], "distilling")
+    assert code == exitcodes.INTERRUPTED, err
     assert err.strip().splitlines()[-1] == f"edgewatch convert: error: interrupted by SIGTERM; nothing written, {target} unchanged"
     assert sorted(p.name for p in target.iterdir()) == ["model.json", "model.tflite"]
     assert (target / "model.tflite").read_bytes() == b"previous"

@@ -72,22 +72,33 @@ def loss_function(head) -> Callable:
     return ssd if score in ("sigmoid", "softmax") else generic
 
 
-def distill(network, values: dict[str, np.ndarray], keep: dict[str, np.ndarray], teacher, loss,
-            train: list[np.ndarray], held_out: list[np.ndarray], *, steps: int, seconds: float | None,
+def examples(teacher, inputs: list[np.ndarray]) -> list[tuple]:
+    """(input, the teacher's outputs) per preprocessed float32 input, as tensors: computed once
+    for a whole sweep, since the teacher is the same for every point."""
+    import tensorflow as tf
+
+    out = []
+    for x in inputs:
+        tensor = tf.constant(x)
+        out.append((tensor, {k: tf.constant(v) for k, v in teacher(tensor).items()}))
+    return out
+
+
+def distill(network, values: dict[str, np.ndarray], keep: dict[str, np.ndarray], loss,
+            train: list[tuple], held_out: list[tuple], *, steps: int, seconds: float | None,
             progress: Progress, label: str, seed: int = 0) -> DistillResult:
-    """Fine-tunes `values` (the pruned kernels of `network`, a FrozenNetwork) towards `teacher`'s
-    outputs on `train` (preprocessed float32 inputs); at most `steps` steps of BATCH frames, and
-    no step started after `seconds`."""
+    """Fine-tunes `values` (the pruned kernels of `network`, a FrozenNetwork) towards the
+    teacher's outputs in `train` (examples()); at most `steps` steps of BATCH frames, and no step
+    started after `seconds`."""
     import tensorflow as tf
 
     run, variables = network.trainable(values)
     names = list(variables)
-    masks = {n: tf.constant(keep[n].astype(np.float32)) for n in names}
-    teach_train = [{k: tf.constant(v) for k, v in teacher(tf.constant(x)).items()} for x in train]
-    teach_held = [{k: tf.constant(v) for k, v in teacher(tf.constant(x)).items()} for x in held_out]
+    # only kernels with zeros need them kept: a narrowed network has none
+    masks = {n: tf.constant(keep[n].astype(np.float32)) for n in names if not keep[n].all()}
 
     def held_out_loss() -> float:
-        return float(np.mean([float(loss(run(tf.constant(x)), t)) for x, t in zip(held_out, teach_held)]))
+        return float(np.mean([float(loss(run(x), t)) for x, t in held_out]))
 
     before = held_out_loss()
     optimizer = tf.keras.optimizers.Adam(LEARNING_RATE)
@@ -104,11 +115,11 @@ def distill(network, values: dict[str, np.ndarray], keep: dict[str, np.ndarray],
             order += list(rng.permutation(len(train)))
         batch, order = order[:BATCH], order[BATCH:]
         with tf.GradientTape() as tape:
-            value = tf.add_n([loss(run(tf.constant(train[i])), teach_train[i]) for i in batch]) / len(batch)
+            value = tf.add_n([loss(run(train[i][0]), train[i][1]) for i in batch]) / len(batch)
         grads = tape.gradient(value, trainable)
         optimizer.apply_gradients(zip(grads, trainable))
-        for n in names:
-            variables[n].assign(variables[n] * masks[n])
+        for n, mask in masks.items():
+            variables[n].assign(variables[n] * mask)
         done = step + 1
         progress.update(done, f"loss {float(value):.4f}")
     after = held_out_loss()

@@ -22,7 +22,7 @@ import numpy as np
 from ..progress import Progress
 from ..report import fidelity_text
 from ..sources import SourceModel
-from .distill import distill, loss_function
+from .distill import distill, examples, loss_function
 from .network import FrozenNetwork
 from .prune import METHODS as ZEROING, apply, masks
 
@@ -97,6 +97,7 @@ def sweep(source: SourceModel, function, train: list[np.ndarray], held_out: list
     source_kernels = network.values()
     total = network.weights
     loss = loss_function(source.head)
+    train_examples, held_examples = (examples(function, train), examples(function, held_out)) if options.distill_steps else ([], [])
     points: list[dict] = []
     best: dict[str, tuple[tuple, Chosen]] = {}
     for method in methods:
@@ -110,7 +111,7 @@ def sweep(source: SourceModel, function, train: list[np.ndarray], held_out: list
                      "compression": round(total / (total - removed), 3), "fidelity_pruned": before}
             candidates = [(before, pruned, "pruned")]
             if options.distill_steps > 0:
-                result = distill(net, values, keep, function, loss, train, held_out, steps=options.distill_steps,
+                result = distill(net, values, keep, loss, train_examples, held_examples, steps=options.distill_steps,
                                  seconds=options.distill_seconds, progress=progress, label=label)
                 point["distill"] = result.to_json()
                 if result.steps:  # else the time limit allowed no step: nothing new to measure
