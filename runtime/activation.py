@@ -260,8 +260,15 @@ def serving(status: dict[str, Any], bundle_dir: Path, other_dir: Path | None) ->
     return Path(path).is_relative_to(bundle_dir.resolve())
 
 
+def reload_failed(status: dict[str, Any], since: float) -> bool:
+    """The daemon tried a reload after `since` and kept its old model: no point waiting longer."""
+    reload = status.get("reload") or {}
+    return reload.get("ok") is False and reload.get("at", 0) >= since
+
+
 def wait_for(paths: BoardPaths, want: Callable[[dict[str, Any]], bool], since: float, timeout: float) -> tuple[bool, dict[str, Any] | None]:
-    """Poll status.json until a fresh report written after `since` is healthy and satisfies `want`."""
+    """Poll status.json until a fresh report written after `since` is healthy and satisfies `want`;
+    False at once when the daemon reports a reload after `since` that failed."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
@@ -270,6 +277,8 @@ def wait_for(paths: BoardPaths, want: Callable[[dict[str, Any]], bool], since: f
             last = status
             if status_file.is_healthy(status) and status.get("updated", 0) >= since and want(status):
                 return True, status
+            if since and reload_failed(status, since):
+                return False, status
         if time.monotonic() >= deadline:
             return False, last
         time.sleep(POLL_S)
@@ -346,7 +355,8 @@ def activate(paths: BoardPaths, bundle_dir: Path, timeout: float) -> dict[str, A
             point(paths.previous, old)
         return done("activated", status)
 
-    error = f"not healthy on the new bundle within {timeout:g} s ({_why(status)})"
+    error = (f"the daemon's reload failed ({_why(status)})" if status is not None and reload_failed(status, since)
+             else f"not healthy on the new bundle within {timeout:g} s ({_why(status)})")
     if old is None:
         paths.current.unlink()
         _signal_reload(paths)

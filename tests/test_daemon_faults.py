@@ -161,13 +161,20 @@ def test_a_full_disk_keeps_the_status_current_and_healthy_and_recovers_by_itself
         # Snapshots of its own to free: the rows alone of so young a log free too little.
         wait_for(lambda: len(list((state / "snapshots").glob("*.jpg"))) >= 4, d)
         _fill(small_disk / "filler")
-        # Said, not fatal: full (a batch failed) or low (snapshots wait so that rows still fit).
-        s = d.wait_status(lambda s: s["storage"] != "ok")
-        assert s["storage"].startswith(("disk full", "low disk space")) and s["healthy"] and s["state"] == "running"
+        # Said, not fatal: full (a batch failed) or low (snapshots wait so that rows still fit), in a
+        # status that says running too (on a loaded machine, a stall may make one say degraded).
+        s = d.wait_status(lambda s: s["storage"] != "ok" and s["healthy"] and s["state"] == "running")
+        assert s["storage"].startswith(("disk full", "low disk space"))
         updated = s["updated"]
         d.wait_status(lambda s: s["updated"] > updated + 2)  # still current
-        r = edgewatch("status", "--state-dir", str(state))
-        assert r.returncode == 0 and "state:   running" in r.stdout, r.stdout
+        said = []
+
+        def status_says_running():  # healthy and fresh when it reads the file, however loaded the machine
+            said.append(edgewatch("status", "--state-dir", str(state)))
+            return said[-1].returncode == 0 and "state:   running" in said[-1].stdout
+
+        wait_for(status_says_running, d)
+        r = said[-1]
         if "disk" in r.stdout:  # (unless space was won back already)
             assert "running, disk full" in r.stdout or "running, low disk space" in r.stdout, r.stdout
         # The log frees its own oldest snapshots (and rows, if it must) and its WAL, and goes on

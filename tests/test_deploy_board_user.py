@@ -99,17 +99,21 @@ def test_events_status_and_monitor_as_the_boards_user_read_the_services_state(bo
     as_pi = f"setpriv --reuid=1000 --regid=1000 --groups=1000,{video_gid},{group_id(root, 'edgewatch')} --inh-caps=-all env HOME=/tmp"
     as_stranger = "setpriv --reuid=1001 --regid=1001 --clear-groups --inh-caps=-all env HOME=/tmp"
     out = "/var/lib/edgewatch/../out"  # results, written by root into the tmpfs beside the state
+    ready = ("import glob, json, sys; s = json.load(open('/var/lib/edgewatch/status.json')); "
+             "sys.exit(not (s['healthy'] and s['events']['written'] >= 1 and glob.glob('/var/lib/edgewatch/snapshots/*.jpg')))")
     script = f"""
 set +e
+ready={shlex.quote(ready)}
 mkdir -p {out}
 {as_service} /opt/edgewatch/venv/bin/edgewatch run > {out}/daemon.log 2>&1 &
 daemon=$!
-for i in $(seq 1 600); do
-    if grep -q '"healthy": true' /var/lib/edgewatch/status.json 2>/dev/null; then break; fi
+# Healthy, with a batch of events written and its snapshots (written counts the "started" note too).
+deadline=$((SECONDS + 240))
+until /usr/bin/python3 -I -c "$ready" 2>/dev/null; do
     kill -0 $daemon 2>/dev/null || break
+    (( SECONDS < deadline )) || break
     sleep 0.5
 done
-sleep 3  # a batch of events written (batch_seconds 2)
 cd /tmp
 {as_pi} /opt/edgewatch/venv/bin/edgewatch status --json > {out}/status.json 2> {out}/status.err; echo $? > {out}/status.rc
 {as_pi} /opt/edgewatch/venv/bin/edgewatch monitor --once --json > {out}/monitor.json 2> {out}/monitor.err; echo $? > {out}/monitor.rc
@@ -118,7 +122,7 @@ kill -TERM $daemon; wait $daemon || true
 {as_stranger} /opt/edgewatch/venv/bin/edgewatch events > {out}/stranger.out 2> {out}/stranger.err; echo $? > {out}/stranger.rc
 cp -r {out} /opt/etc-edgewatch/results
 """
-    r = in_namespace(root, clip, script)
+    r = in_namespace(root, clip, script, timeout=600)
     results = root / "etc/edgewatch/results"
     assert r.returncode == 0 and results.is_dir(), r.stderr
     read = lambda name: (results / name).read_text()  # noqa: E731

@@ -110,7 +110,9 @@ class Consumer:
 
 
 def _capture(make, slot, events, **kw):
-    opts = dict(open_timeout_s=1.0, read_timeout_s=1.0, backoff_min_s=0.1, backoff_max_s=0.3,
+    # Timeouts far beyond any open or frame of these files, so that a loaded machine adds no loss to
+    # the events a test expects; the tests of the timeouts set their own.
+    opts = dict(open_timeout_s=30.0, read_timeout_s=30.0, backoff_min_s=0.1, backoff_max_s=0.3,
                 on_event=lambda kind, message, detail: events.append((kind, detail)))
     opts.update(kw)
     return Capture(make, slot, **opts)
@@ -130,8 +132,10 @@ def test_paced_capture_drops_for_a_slow_consumer_and_ends(clip):
     cap = _capture(lambda: OpenCVSource(str(clip)), slot, events)
     t0 = time.monotonic()
     cap.start()
-    frame = slot.take(5.0)
-    assert frame.seq == 1 and t0 < frame.monotonic <= time.monotonic() and frame.image.shape == (576, 768, 3)
+    frame = slot.take(WAIT_S)
+    # The first frame, unless this thread came late: then the ones before it were dropped (nobody else takes).
+    assert 1 <= frame.seq <= slot.dropped + 1
+    assert t0 < frame.monotonic <= time.monotonic() and frame.image.shape == (576, 768, 3)
     consumer = Consumer(slot, delay=1.0)  # 1 frame/s from a 10 fps camera
     assert _wait(lambda: cap.ended and slot.peek() is None)
     consumer.stop()
@@ -228,19 +232,20 @@ def test_read_that_stalls_is_detected(tmp_path, clip):
         fd = os.open(fifo, os.O_WRONLY)
         try:
             os.write(fd, data[: len(data) // 2])
-            release.wait(10)
+            release.wait(WAIT_S)
         finally:
             os.close(fd)
 
     threading.Thread(target=camera, daemon=True).start()
     slot, events = LatestSlot(), []
-    cap = _capture(lambda: OpenCVSource(str(fifo), as_fast_as_possible=True), slot, events, open_timeout_s=3.0, read_timeout_s=0.5)
+    # The read timeout runs from the open: long enough for the first frames to come first, on any machine.
+    cap = _capture(lambda: OpenCVSource(str(fifo), as_fast_as_possible=True), slot, events, read_timeout_s=3.0)
     consumer = Consumer(slot)
     cap.start()
     try:
+        assert _wait(lambda: slot.put_count > 0)
         assert _wait(lambda: events)
-        assert slot.put_count > 0
-        assert events[0][0] == "source_lost" and "no frame for 0.5 s" in events[0][1]["reason"]
+        assert events[0][0] == "source_lost" and "no frame for 3 s" in events[0][1]["reason"]
     finally:
         release.set()
         cap.stop()

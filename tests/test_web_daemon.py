@@ -134,10 +134,13 @@ def test_api_status_is_what_status_json_holds(daemon):
 
 def test_metrics_counters_rise_while_the_daemon_runs(daemon):
     first = scrape(daemon)
-    wait_for(lambda: value(scrape(daemon), "edgewatch_frames_inferred") > value(first, "edgewatch_frames_inferred") + 2, 60, 1.0)
-    later = scrape(daemon)
-    for name in ("edgewatch_frames_captured", "edgewatch_frames_inferred"):
-        assert value(later, name) > value(first, name), name
+
+    def risen():
+        # Capture runs ahead of inference by a queued frame or so: each counter rises on its own schedule.
+        later = scrape(daemon)
+        return later if (value(later, "edgewatch_frames_inferred") > value(first, "edgewatch_frames_inferred") + 2
+                         and value(later, "edgewatch_frames_captured") > value(first, "edgewatch_frames_captured")) else None
+    later = wait_for(risen, 60, 1.0)
     invoke_count = next(s.value for s in later["edgewatch_invoke_seconds"].samples if s.name.endswith("_count"))
     assert invoke_count >= value(later, "edgewatch_frames_inferred")
     assert later["edgewatch_model_info"].samples[0].labels["name"] == "person-ssdlite"
@@ -167,11 +170,13 @@ def test_a_viewer_that_never_reads_does_not_slow_the_pipeline(daemon):
         wait_for(lambda: web()["viewers"] == 1, 30)
         inferred = daemon.status()["frames"]["inferred"]
         # Its frames fill the socket buffers, the server's write times out (web.timeout_s) and the
-        # viewer's place is freed; the pipeline infers all along and the daemon stays healthy.
-        wait_for(lambda: web()["viewers"] == 0, 120, 0.5)
-        status = daemon.status()
-        assert status["frames"]["inferred"] > inferred + 5
-        assert status["healthy"] and status["state"] == "running"
+        # viewer's place is freed; the pipeline infers all along and the daemon stays healthy. All
+        # waited for together: status.json is rewritten once a second and may lag the drop.
+        def freed_and_running():
+            status = daemon.status()
+            return (web()["viewers"] == 0 and status is not None and status["frames"]["inferred"] > inferred + 5
+                    and status["healthy"] and status["state"] == "running")
+        wait_for(freed_and_running, 120, 0.5)
     finally:
         stalled.close()
 

@@ -64,6 +64,15 @@ def get(server: WebServer, path: str, headers: dict | None = None, timeout: floa
         conn.close()
 
 
+def live_jpeg(server: WebServer, headers: dict | None = None):
+    """GET /api/live.jpg, asked again while it says 503 for want of a frame: it waits LIVE_WAIT_S for
+    the pipeline's next inference, which a loaded machine may not finish in time."""
+    def answered():
+        status, got_headers, body = get(server, "/api/live.jpg", headers)
+        return None if status == 503 and b"no frame" in body else (status, got_headers, body)
+    return wait_for(answered, 120)
+
+
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
     """The real pipeline on the embedded default (vtest.avi at its own 10 fps), its event log, and
@@ -144,7 +153,7 @@ def test_a_token_when_set_is_needed_on_every_request(running):
         assert status == 303 and headers["Location"] == "/"
         cookie = headers["Set-Cookie"].split(";")[0]
         assert cookie == f"{COOKIE}={TOKEN}" and "HttpOnly" in headers["Set-Cookie"]
-        assert get(s, "/api/live.jpg", {"Cookie": cookie})[0] == 200
+        assert live_jpeg(s, {"Cookie": cookie})[0] == 200
         assert get(s, "/?token=not-the-token-at-all")[0] == 401
 
 
@@ -304,13 +313,13 @@ def test_live_view_costs_nothing_unwatched_and_changes_when_watched(running, ser
     before, encoded = pipeline.stats.inferred, server.live.encoded
     wait_for(lambda: pipeline.stats.inferred >= before + 3)
     assert pipeline.live.latest() is None and server.live.encoded == encoded  # unwatched: nothing kept, nothing drawn
-    status, headers, first = get(server, "/api/live.jpg")
+    status, headers, first = live_jpeg(server)
     assert status == 200 and headers["Content-Type"] == "image/jpeg"
     image = cv2.imdecode(np.frombuffer(first, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape[1] == 640  # vtest's 768 px scaled to live_width
     time.sleep(0.5)
-    second = get(server, "/api/live.jpg")[2]
-    assert second != first
+    status, _, second = live_jpeg(server)
+    assert status == 200 and second != first
     wait_for(lambda: server.live.viewers == 0)
     assert pipeline.live.latest() is None
 
@@ -362,7 +371,7 @@ def test_mjpeg_stream_of_changing_frames_and_a_viewer_cap(server):
         f.close()
         s.close()
     wait_for(lambda: server.live.viewers == 0, 15)  # found gone at their next frame
-    assert get(server, "/api/live.jpg")[0] == 200
+    assert live_jpeg(server)[0] == 200
 
 
 # -- clients that stall, trickle or crowd in -------------------------------------------------------------------------
@@ -375,8 +384,8 @@ def test_a_viewer_that_never_reads_is_dropped_and_holds_nothing_up(running, stri
     inferred = pipeline.stats.inferred
     assert get(strict, "/api/status")[0] == 200  # others are served meanwhile
     # The server's writes block once the socket buffers are full; its write timeout (3 s) drops it.
-    wait_for(lambda: strict.live.viewers == 0, 60)
-    assert pipeline.stats.inferred > inferred  # the pipeline went on all along
+    # The pipeline goes on all along (on a loaded machine, its next inference may come after the drop).
+    wait_for(lambda: strict.live.viewers == 0 and pipeline.stats.inferred > inferred, 60)
     stalled.settimeout(10)
     with pytest.raises((ConnectionError, EOFError)):
         while stalled.recv(1 << 20):  # what was buffered, then the server's close
@@ -412,20 +421,23 @@ def test_a_request_that_trickles_in_loses_its_place(strict):
     trickle.close()
 
 
-def test_a_crowd_of_idle_connections_is_refused_not_queued(strict):
-    idle = [socket.create_connection(("127.0.0.1", strict.port), timeout=10) for _ in range(strict.max_connections)]
-    wait_for(lambda: strict.info()["connections"] == strict.max_connections, 10)
-    extra = socket.create_connection(("127.0.0.1", strict.port), timeout=10)
-    try:
-        answer = extra.recv(200)
-    except ConnectionResetError:
-        answer = b"reset"
-    assert answer.startswith(b"HTTP/1.0 503") or answer == b"reset"
-    assert strict.info()["refused"] >= 1
-    for s in idle + [extra]:
-        s.close()
-    wait_for(lambda: strict.info()["connections"] == 0, 15)
-    assert get(strict, "/api/status")[0] == 200
+def test_a_crowd_of_idle_connections_is_refused_not_queued(running):
+    # A head deadline far beyond the test's pace: the idle ones must still hold every place when the
+    # extra one comes, however slowly a loaded machine lets this test open them.
+    with serving(running[1], timeout_s=120.0, max_viewers=2) as crowded:
+        idle = [socket.create_connection(("127.0.0.1", crowded.port), timeout=10) for _ in range(crowded.max_connections)]
+        wait_for(lambda: crowded.info()["connections"] == crowded.max_connections, 60)
+        extra = socket.create_connection(("127.0.0.1", crowded.port), timeout=10)
+        try:
+            answer = extra.recv(200)
+        except ConnectionResetError:
+            answer = b"reset"
+        assert answer.startswith(b"HTTP/1.0 503") or answer == b"reset"
+        assert crowded.info()["refused"] >= 1
+        for s in idle + [extra]:
+            s.close()
+        wait_for(lambda: crowded.info()["connections"] == 0, 60)
+        assert get(crowded, "/api/status")[0] == 200
 
 
 def test_stop_ends_open_streams(running):

@@ -258,8 +258,8 @@ class EventLog:
                 waiters.append(item)
                 break
             records.append(item)
-            if deadline is None:
-                deadline = now + self._batch_seconds
+            if deadline is None:  # a batch's age counts from its first record, not from the wait for it
+                deadline = time.monotonic() + self._batch_seconds
         return records, waiters, False
 
     def _drain(self) -> list[Any]:

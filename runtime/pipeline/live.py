@@ -1,8 +1,9 @@
 """The live view's feed: the pipeline's latest inferred frame with what it saw, for whoever watches.
 
-The pipeline hands over references only (one assignment: no lock, no copy of the image) and only
-while someone watches; everything costly (drawing, JPEG encoding) is the reader's work, on the
-reader's thread. Frames are never changed after capture, so sharing the array is safe.
+The pipeline hands over references only (one assignment under a lock only watchers contend for,
+no copy of the image) and only while someone watches; everything costly (drawing, JPEG encoding)
+is the reader's work, on the reader's thread. Frames are never changed after capture, so sharing
+the array is safe.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class LiveFeed:
     """One slot: the newest LiveFrame, filled only while `watch()` calls outnumber `unwatch()`."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # guards _watchers only; the pipeline never takes it
+        self._lock = threading.Lock()  # guards _watchers and _latest
         self._watchers = 0
         self._latest: LiveFrame | None = None
 
@@ -47,9 +48,12 @@ class LiveFeed:
         """From the inference thread, after the tracker; `tracks` are the tracker's live tracks."""
         if not self._watchers:
             return
-        self._latest = LiveFrame(frame, detections, tuple(
+        live = LiveFrame(frame, detections, tuple(
             LiveTrack(t.id, int(t.class_id), tuple(float(v) for v in t.box), bool(t.started),
                       t.last_seen_mono == frame.monotonic) for t in tracks), labels)
+        with self._lock:  # again, under the lock: after an unwatch() in between, no frame may be put back
+            if self._watchers:
+                self._latest = live
 
     def latest(self) -> LiveFrame | None:
         return self._latest

@@ -67,6 +67,7 @@ class Daemon:
         self.notifier = Notifier()
         self.started = time.time()
         self.last_error: str | None = None
+        self.last_reload: dict | None = None  # {at, ok, error}: what `activate` waits on after its SIGHUP
         self.exit_code = exitcodes.OK
         self._wake = Wakeup()  # what signal handlers set: they take no lock (see wakeup.py)
         self._stop = threading.Event()
@@ -219,6 +220,7 @@ class Daemon:
             message = f"reload failed, still running {serving.bundle.name} ({old.origin}): {one_line(exc)}"
             log.error("%s", message)
             self.last_error = message
+            self.last_reload = {"at": round(time.time(), 3), "ok": False, "error": message}
             self.events.record_system("reload_failed", message, {"error": one_line(exc), "config": old.origin})
             self.notifier.ready()
             return False
@@ -226,6 +228,7 @@ class Daemon:
             log.warning("[events] changes take effect at the next restart")
         self.config = config
         self.last_error = None
+        self.last_reload = {"at": round(time.time(), 3), "ok": True, "error": None}
         if _bundle_folder(detector.options.model) != _bundle_folder(serving.options.model):  # another bundle: survey it
             if self.survey is not None:
                 self.survey.stop(0.5)
@@ -407,6 +410,7 @@ class Daemon:
             "rate_limit_fps": h.rate_limit,
             "motion": h.motion.as_dict() if h.motion is not None else None,
             "config": self.config.origin,
+            "reload": self.last_reload,
             "web": self.web.info() if self.web is not None else None,
         }
 

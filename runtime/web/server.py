@@ -12,7 +12,7 @@ bring for this use is here, and each point is tested (tests/test_web_server.py):
 - GET only; a request line and headers capped by the standard library (64 KiB, 100 headers);
   request bodies are never read.
 The pipeline never waits on any of it: the server reads the daemon through a DaemonView, and the
-live feed is a slot the pipeline fills without a lock.
+live feed is a slot the pipeline fills only while someone watches.
 """
 
 from __future__ import annotations
