@@ -83,6 +83,30 @@ def test_narrowing_removes_each_blocks_least_important_channels(person_network):
     assert out["scores"].shape == source.function(x)["scores"].shape  # nothing outside the blocks changed shape
 
 
+def test_channels_dropped_are_the_ones_the_others_make_up_and_the_project_is_refitted():
+    """On pixels whose channels are partly redundant: the selection drops a near-constant channel
+    (its mean goes to the bias) and one of two near-copies, and the refitted project weights give
+    the block's output back where the kept channels' own weights do not."""
+    from converters.compress.network import ChannelStats
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5000, 8))
+    x[:, 7] = x[:, 0] + 0.01 * rng.normal(size=5000)  # a near-copy of channel 0
+    x[:, 6] = 4.0 + 0.001 * rng.normal(size=5000)  # near-constant
+    x[:, 5] = 0.7 * x[:, 1] + 0.3 * x[:, 2]  # carried by others, but not whole by any one of them
+    weights = rng.normal(size=(8, 3))
+    stats = ChannelStats(x.mean(axis=0), np.cov(x, rowvar=False, bias=True))
+    keep = stats.select(weights, 5)
+    assert 6 not in keep and 5 not in keep and len({0, 7} & set(keep)) == 1
+    np.testing.assert_allclose(stats.refit(weights, np.arange(8)), weights, atol=1e-12)  # keeping all changes nothing
+
+    def error(kept_weights):
+        centred = x - x.mean(axis=0)
+        return np.linalg.norm(centred[:, keep] @ kept_weights - centred @ weights) / np.linalg.norm(centred @ weights)
+
+    assert error(stats.refit(weights, keep)) < 0.02 < 0.1 < error(weights[keep])
+
+
 @pytest.fixture(scope="module")
 def person_pruned(ssdlite_graph, vtest_avi, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundles") / "person"
@@ -141,6 +165,9 @@ def test_the_narrowed_network_ships_as_a_smaller_model(person_pruned):
     narrow = rows["channels50-int8"]
     assert narrow["size_bytes"] < 0.8 * rows["int8"]["size_bytes"]  # half the expanded channels: fewer weights, not zeros
     assert narrow["fidelity"]["value"] is not None and narrow["input_size"] == rows["int8"]["input_size"]
+    # half the channels gone and the projects refitted: it still finds people before any distillation
+    point = next(p for p in report["pruning"]["points"] if p["method"] == "channel")
+    assert point["fidelity_pruned"]["value"] > 0.5
 
 
 def test_the_report_draws_the_compression_chart(person_pruned, tmp_path, capsys):

@@ -23,6 +23,11 @@ from ..progress import Progress
 
 BOX_WEIGHT_FLOOR = 0.01
 LEARNING_RATE = 1e-3
+# For a network that starts near the teacher (channels removed and the projects refitted: its
+# held-out loss a tenth of a zeroed one's at the same sparsity). Adam's steps are about the rate
+# whatever the gradient, so the rate for a far start throws a near one off before it helps
+# (measured: channels at 50 %, 100 steps, 0.930 at 1e-3 and 0.945 at 3e-4).
+NEAR_LEARNING_RATE = 3e-4
 BATCH = 4
 
 
@@ -86,7 +91,7 @@ def examples(teacher, inputs: list[np.ndarray]) -> list[tuple]:
 
 def distill(network, values: dict[str, np.ndarray], keep: dict[str, np.ndarray], loss,
             train: list[tuple], held_out: list[tuple], *, steps: int, seconds: float | None,
-            progress: Progress, label: str, seed: int = 0) -> DistillResult:
+            progress: Progress, label: str, seed: int = 0, learning_rate: float = LEARNING_RATE) -> DistillResult:
     """Fine-tunes `values` (the pruned kernels of `network`, a FrozenNetwork) towards the
     teacher's outputs in `train` (examples()); at most `steps` steps of BATCH frames, and no step
     started after `seconds`."""
@@ -101,7 +106,7 @@ def distill(network, values: dict[str, np.ndarray], keep: dict[str, np.ndarray],
         return float(np.mean([float(loss(run(x), t)) for x, t in held_out]))
 
     before = held_out_loss()
-    optimizer = tf.keras.optimizers.Adam(LEARNING_RATE)
+    optimizer = tf.keras.optimizers.Adam(learning_rate)
     trainable = [variables[n] for n in names]
     rng = np.random.default_rng(seed)
     order: list[int] = []

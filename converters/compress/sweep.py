@@ -22,7 +22,7 @@ import numpy as np
 from ..progress import Progress
 from ..report import fidelity_text
 from ..sources import SourceModel
-from .distill import distill, examples, loss_function
+from .distill import LEARNING_RATE, NEAR_LEARNING_RATE, distill, examples, loss_function
 from .network import FrozenNetwork
 from .prune import METHODS as ZEROING, apply, masks
 
@@ -30,7 +30,7 @@ CHANNEL = "channel"
 METHODS = (*ZEROING, CHANNEL)
 METHOD_LABELS = {"global": "global magnitude", "layer": "layer-wise magnitude", "random": "random", CHANNEL: "channels"}
 SPARSITIES = (0.3, 0.5, 0.7, 0.8, 0.9)
-ACTIVITY_FRAMES = 16  # calibration frames that measure which channels matter
+ACTIVITY_FRAMES = 64  # calibration frames whose pixels give the channels' covariance
 MIN_FIDELITY = 0.95  # the point shipped, when --min-fidelity does not say
 
 
@@ -112,7 +112,8 @@ def sweep(source: SourceModel, function, train: list[np.ndarray], held_out: list
             candidates = [(before, pruned, "pruned")]
             if options.distill_steps > 0:
                 result = distill(net, values, keep, loss, train_examples, held_examples, steps=options.distill_steps,
-                                 seconds=options.distill_seconds, progress=progress, label=label)
+                                 seconds=options.distill_seconds, progress=progress, label=label,
+                                 learning_rate=NEAR_LEARNING_RATE if method == CHANNEL else LEARNING_RATE)
                 point["distill"] = result.to_json()
                 if result.steps:  # else the time limit allowed no step: nothing new to measure
                     distilled = pruned_source(source, net, result.values)
