@@ -7,6 +7,7 @@ outputs on held-out images that calibration never saw. One conversion per source
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -170,7 +171,6 @@ def convert_terminated_at(args: list[str], marker: str) -> tuple[list[str], str,
     import signal
     import subprocess
     import sys
-    from pathlib import Path
 
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", *args], cwd=Path(__file__).resolve().parents[1],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -185,14 +185,20 @@ def convert_terminated_at(args: list[str], marker: str) -> tuple[list[str], str,
     return lines, err, proc.wait(timeout=WAIT_S)
 
 
-def test_headless_run_killed_mid_conversion_leaves_the_old_bundle(tiny_model, photos, tmp_path):
-    """As over ssh without a TTY: plain progress lines on a pipe; SIGTERM mid-way exits 130 and
-    leaves the existing bundle as it was, with no temporary folder behind."""
-    _, folder = tiny_model
+def previous_bundle(tmp_path) -> Path:
+    """A bundle folder from an earlier conversion, which an interrupted one must leave as it is."""
     target = tmp_path / "bundle"
     target.mkdir()
     (target / "model.json").write_text("{}")
     (target / "model.tflite").write_bytes(b"previous")
+    return target
+
+
+def test_headless_run_killed_mid_conversion_leaves_the_old_bundle(tiny_model, photos, tmp_path):
+    """As over ssh without a TTY: plain progress lines on a pipe; SIGTERM mid-way exits 130 and
+    leaves the existing bundle as it was, with no temporary folder behind."""
+    _, folder = tiny_model
+    target = previous_bundle(tmp_path)
     lines, err, code = convert_terminated_at(["convert", str(folder / "tiny.keras"), "-o", str(target), "--calibration", str(photos),
                                               "--samples", "4", "--held-out", "4", "--quantize", "none,float16,dynamic,int8"], "converting")
     assert code == exitcodes.INTERRUPTED, err

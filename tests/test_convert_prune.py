@@ -14,7 +14,7 @@ import pytest
 from conftest import WAIT_S
 from runtime import exitcodes
 from runtime.cli import main
-from test_convert_keras import convert_terminated_at, photos, tiny_model  # noqa: F401 - fixtures
+from test_convert_keras import convert_terminated_at, photos, previous_bundle, tiny_model  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.convert
 tf = pytest.importorskip("tensorflow")
@@ -228,10 +228,7 @@ def test_channel_pruning_is_skipped_where_the_network_has_no_blocks_unless_asked
 
 def test_interrupted_distillation_leaves_the_previous_bundle(tiny_model, photos, tmp_path):  # noqa: F811
     _, folder = tiny_model
-    target = tmp_path / "bundle"
-    target.mkdir()
-    (target / "model.json").write_text("{}")
-    (target / "model.tflite").write_bytes(b"previous")
+    target = previous_bundle(tmp_path)
     _, err, code = convert_terminated_at(["convert", str(folder / "tiny.keras"), "-o", str(target), "--calibration", str(photos),
                                           "--samples", "4", "--held-out", "4", "--prune", "--prune-methods", "layer",
                                           "--sparsities", "0.5", "--distill-steps", "100000"], "distilling")

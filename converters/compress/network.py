@@ -86,6 +86,12 @@ class Block:
 RIDGE = 1e-2  # of the fitted channels' mean variance
 
 
+def _ridged(covariance: np.ndarray) -> tuple[np.ndarray, float]:
+    """(the covariance with RIDGE of its mean variance added to the diagonal, that amount)."""
+    ridge = RIDGE * np.trace(covariance) / len(covariance) + 1e-12
+    return covariance + ridge * np.eye(len(covariance)), ridge
+
+
 @dataclass(frozen=True)
 class ChannelStats:
     """What enters a block's project convolution, per expanded channel, over calibration pixels."""
@@ -97,11 +103,9 @@ class ChannelStats:
         greedy backward elimination, each step dropping the channel whose loss the others make up
         best (its fitted weights' energy over the inverse covariance's diagonal: the residual a
         least-squares fit gains without it), with the inverse and the weights downdated in place."""
-        channels = len(self.mean)
-        regular = self.covariance + (RIDGE * np.trace(self.covariance) / channels + 1e-12) * np.eye(channels)
-        inverse = np.linalg.inv(regular)
+        inverse = np.linalg.inv(_ridged(self.covariance)[0])
         fitted = inverse @ (self.covariance @ weights.astype(np.float64))
-        alive = np.arange(channels)
+        alive = np.arange(len(self.mean))
         while len(alive) > count:
             diag = np.diag(inverse)
             worst = int(np.argmin(np.square(fitted).sum(axis=1) / diag))
@@ -118,18 +122,8 @@ class ChannelStats:
         so that channels seen on few pixels (the smallest feature maps) or nearly constant keep
         theirs. Keeping every channel gives the weights back unchanged."""
         w = weights.astype(np.float64)
-        kk = self.covariance[np.ix_(keep, keep)]
-        ridge = RIDGE * np.trace(kk) / len(keep) + 1e-12
-        return np.linalg.solve(kk + ridge * np.eye(len(keep)), self.covariance[keep] @ w + ridge * w[keep])
-
-
-@dataclass(frozen=True)
-class _Narrowing:
-    """One block's narrowing: the channels kept, the project's new kernel, and what to add to its
-    output (the channels' mean contribution less what the kept ones now give)."""
-    keep: np.ndarray
-    project: np.ndarray  # [kh, kw, K, O]
-    shift: np.ndarray  # [O]
+        kk, ridge = _ridged(self.covariance[np.ix_(keep, keep)])
+        return np.linalg.solve(kk, self.covariance[keep] @ w + ridge * w[keep])
 
 
 def _first_convolutions(consumers: dict, input_name: str) -> set[str]:
@@ -251,57 +245,30 @@ class FrozenNetwork:
     def _shape(self, tensor: str) -> tuple[int, ...]:
         return tuple(d.size for d in _const_behind(self._nodes, tensor).attr["value"].tensor.tensor_shape.dim)
 
-    def _project_inputs(self, blocks: list[Block], inputs: list[np.ndarray]):
-        """Per input, what enters each block's project convolution, as [pixels, channels] float64."""
+    def channel_activity(self, inputs: list[np.ndarray]) -> list[ChannelStats]:
+        """Per block, the statistics of what enters its project convolution, over every pixel of
+        these inputs."""
         import tensorflow as tf
 
+        blocks = self.require_blocks()
         graph = tf.Graph()
         with graph.as_default():
             x = tf.compat.v1.placeholder(tf.float32, self.input_tensor.shape)
             tf.compat.v1.import_graph_def(self.graph_def, name="", input_map={self.input_name: x})
         fetches = [_tensor(self._nodes[b.project].input[0]) for b in blocks]
+        sums = [(0.0, 0.0, 0)] * len(blocks)
         with tf.compat.v1.Session(graph=graph) as session:
             for tensor in inputs:
-                yield [v.reshape(-1, v.shape[-1]).astype(np.float64) for v in session.run(fetches, {x: tensor})]
-
-    def channel_activity(self, inputs: list[np.ndarray]) -> list[ChannelStats]:
-        """Per block, the statistics of what enters its project convolution, over every pixel of
-        these inputs."""
-        sums = None
-        for pixels in self._project_inputs(self.require_blocks(), inputs):
-            these = [(p.sum(axis=0), p.T @ p, len(p)) for p in pixels]
-            sums = these if sums is None else [tuple(a + b for a, b in zip(s, t)) for s, t in zip(sums, these)]
+                pixels = [v.reshape(-1, v.shape[-1]).astype(np.float64) for v in session.run(fetches, {x: tensor})]
+                sums = [(total + p.sum(axis=0), moment + p.T @ p, n + len(p)) for (total, moment, n), p in zip(sums, pixels)]
         return [ChannelStats(total / n, moment / n - np.outer(total / n, total / n)) for total, moment, n in sums]
 
     def narrowed(self, fraction: float, activity: list[ChannelStats]) -> tuple[FrozenNetwork, int]:
         """(the network with `fraction` of every block's expanded channels removed, weights removed);
         `activity`: channel_activity() on calibration inputs."""
+        import tensorflow as tf
+
         blocks = self.require_blocks()
-        plan = []
-        for b, stats in zip(blocks, activity):
-            weights = self._value(self._nodes[b.project].input[1])
-            count = max(1, round(weights.shape[2] * (1 - fraction)))
-            if weights.shape[:2] == (1, 1):
-                keep = stats.select(weights[0, 0], count)
-                kept = stats.refit(weights[0, 0], keep)[None, None]
-            else:  # no refit for a wider project: the channels that vary most, weighted by what they feed it
-                importance = np.diag(stats.covariance) * np.square(weights).sum(axis=(0, 1, 3))
-                keep = np.sort(np.argsort(-importance, kind="stable")[:count])
-                kept = weights[:, :, keep, :].astype(np.float64)
-            # exact for a 1x1 project: the mean of its output is kept
-            plan.append(_Narrowing(keep, kept, stats.mean @ weights.sum(axis=(0, 1)) - stats.mean[keep] @ kept.sum(axis=(0, 1))))
-        narrow = self._narrowed(blocks, plan)
-        return narrow, self.weights - narrow.weights
-
-    def _value(self, tensor: str) -> np.ndarray:
-        import tensorflow as tf
-
-        return tf.make_ndarray(_const_behind(self._nodes, tensor).attr["value"].tensor)
-
-    def _narrowed(self, blocks: list[Block], plan: list[_Narrowing]) -> FrozenNetwork:
-        """This network with each block narrowed as planned."""
-        import tensorflow as tf
-
         graph_def = copy.deepcopy(self.graph_def)
         nodes = {n.name: n for n in graph_def.node}
         consumers = _consumers(graph_def)
@@ -313,23 +280,34 @@ class FrozenNetwork:
             const = _const_behind(nodes, tensor).attr["value"].tensor
             const.CopyFrom(tf.make_tensor_proto(array.astype(tf.dtypes.as_dtype(const.dtype).as_numpy_dtype)))
 
-        for b, step in zip(blocks, plan):
-            expand, project, keep = nodes[b.expand], nodes[b.project], step.keep
-            kernel = value(expand.input[1])
+        for b, stats in zip(blocks, activity):
+            expand, project = nodes[b.expand], nodes[b.project]
+            kernel, weights = value(expand.input[1]), value(project.input[1])
             channels = kernel.shape[3]
+            count = max(1, round(channels * (1 - fraction)))
+            if weights.shape[:2] == (1, 1):
+                keep = stats.select(weights[0, 0], count)
+                kept = stats.refit(weights[0, 0], keep)[None, None]
+            else:  # no refit for a wider project: the channels that vary most, weighted by what they feed it
+                importance = np.diag(stats.covariance) * np.square(weights).sum(axis=(0, 1, 3))
+                keep = np.sort(np.argsort(-importance, kind="stable")[:count])
+                kept = weights[:, :, keep, :]
+            # what the channels gave the output on average, less what the kept ones now give (exact for a 1x1 project)
+            shift = stats.mean @ weights.sum(axis=(0, 1)) - stats.mean[keep] @ kept.sum(axis=(0, 1))
             after = _next(consumers, project)  # blocks() saw to it: a batch norm or a BiasAdd
             if after.op == "BiasAdd":
-                put(after.input[1], value(after.input[1]) + step.shift)
+                put(after.input[1], value(after.input[1]) + shift)
             else:
-                put(after.input[3], value(after.input[3]) - step.shift)
+                put(after.input[3], value(after.input[3]) - shift)
             put(expand.input[1], kernel[..., keep])
             for name in b.between:
                 for tensor in nodes[name].input[1:]:
                     if _const_behind(nodes, tensor) is not None and value(tensor).shape == (channels,):
                         put(tensor, value(tensor)[keep])
             put(nodes[b.depthwise].input[1], value(nodes[b.depthwise].input[1])[:, :, keep, :])
-            put(project.input[1], step.project)
-        return FrozenNetwork(graph_def, self.input_name, self.output_names, self.structure, self.input_tensor, self.path)
+            put(project.input[1], kept)
+        narrowed = FrozenNetwork(graph_def, self.input_name, self.output_names, self.structure, self.input_tensor, self.path)
+        return narrowed, self.weights - narrowed.weights
 
     def values(self) -> dict[str, np.ndarray]:
         """The kernels as the source has them (fresh copies)."""

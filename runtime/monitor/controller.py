@@ -143,6 +143,11 @@ class Controller:
 
     # -- the ladder of discrete levels ---------------------------------------------------------
 
+    def _rebuild_ladder(self) -> None:
+        """A new ladder: a slight excess seen on the old one no longer counts towards a step."""
+        self._marginal_since = None
+        self._ladder = self._build_ladder()
+
     def _build_ladder(self) -> list[Level]:
         if not self.budgets.ladder:  # rate-only control
             return [Level(self.knobs.threads, self.knobs.variant)]
@@ -175,15 +180,13 @@ class Controller:
         if self.knobs.variant not in known:
             return
         self._variants = known
-        self._marginal_since = None
-        self._ladder = self._build_ladder()
+        self._rebuild_ladder()
 
     def set_max_threads(self, threads: int) -> None:
         """The thread count measured best here becomes the top of the ladder's thread steps."""
         self._max_threads = max(1, threads)
         self.knobs.threads = min(self.knobs.threads, self._max_threads) if self.level > 0 else self._max_threads
-        self._marginal_since = None
-        self._ladder = self._build_ladder()
+        self._rebuild_ladder()
 
     @property
     def cost_source(self) -> str:
@@ -195,10 +198,9 @@ class Controller:
         self.budgets = budgets
         self.period_s = max(SETTLE_S + 3.0, min(15.0, budgets.power_window_s / 3))
         self._retry.clear()
-        self._marginal_since = None
         self._unreachable_noted = False
         self._fit_checked = False
-        self._ladder = self._build_ladder()
+        self._rebuild_ladder()
 
     def set_variants(self, variants: list[VariantInfo], serving: str | None, threads: int | None, *,
                      same_bundle: bool = False) -> None:
@@ -219,9 +221,8 @@ class Controller:
             self._stepped_up_at.clear()
             self._prev_point = None
         self._retry.clear()
-        self._marginal_since = None
         self._fit_checked = False
-        self._ladder = self._build_ladder()
+        self._rebuild_ladder()
 
     def ladder_names(self) -> list[str]:
         return [f"{lv.variant}/{lv.threads}t" for lv in self._ladder]
@@ -558,7 +559,7 @@ class Controller:
         setattr(self.knobs, action.knob, action.previous)
         if action.knob == "variant":
             self.banned[action.value] = f"failed to load: {error}"
-            self._ladder = self._build_ladder()
+            self._rebuild_ladder()
 
     def status(self) -> dict[str, Any]:
         return {
